@@ -1,0 +1,26 @@
+# 3D nuclei segmentation of microscopy stacks with pyclesperanto-prototype.
+# Stages: resample -> equalize -> background -> segment -> overlay, measure.
+# See README.md; every config key is explained in config/README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/resample.smk"
+include: "workflow/rules/equalize.smk"
+include: "workflow/rules/background.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/overlay.smk"
+include: "workflow/rules/measure.smk"
+
+
+rule all:
+    input:
+        expand(result("overlay"), sample=samples.index),
+        f"{RESULTS}/label_statistics.csv",
+        f"{RESULTS}/summary.csv",

@@ -1,0 +1,28 @@
+"""Rule resample: isotropic voxels (nuclei3d.resample.resample_isotropic)."""
+
+from nuclei3d import io
+from nuclei3d.job import start_job
+from nuclei3d.resample import resample_isotropic, resolve_voxel_size
+
+log = start_job(snakemake)
+params = snakemake.params
+path = snakemake.input.image
+image, metadata_voxel_size = io.read_stack(path)
+voxel_size = resolve_voxel_size(
+    path,
+    sheet=params.voxel_size_um,
+    metadata=metadata_voxel_size,
+    default=params.default_voxel_size_um,
+)
+target = params.target_voxel_size_um
+log.info(
+    "%s: %s %s, voxel %s µm -> %s µm",
+    path,
+    image.shape,
+    image.dtype,
+    voxel_size,
+    target,
+)
+resampled = resample_isotropic(image, voxel_size, target_voxel_size_um=target)
+log.info("resampled to %s", resampled.shape)
+io.write_stack(snakemake.output[0], resampled, (target,) * 3)

@@ -1,0 +1,173 @@
+"""Choose the OpenCL device a job runs its kernels on.
+
+Order of precedence:
+
+1. ``CUDA_VISIBLE_DEVICES`` (set by SLURM for ``--gpus``/``--gres`` jobs, and by
+   users). NVIDIA's OpenCL driver already hides every other GPU, so the first
+   NVIDIA device is the allocated one. Other OpenCL platforms ignore the variable;
+   there its first entry is taken as an index into the GPUs OpenCL lists (or into
+   all devices, where there is no GPU, e.g. PoCL with ``POCL_DEVICES``).
+2. A device name pattern from the config (``device:``), case-insensitive.
+3. The first GPU.
+4. The CPU through PoCL, with a warning.
+
+The device chosen is logged, so every job's log says where it ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+__all__ = ["DeviceChoice", "choose_device", "select_device"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Which OpenCL device was chosen and why.
+
+    Attributes
+    ----------
+    index : int
+        Position in the flat list of OpenCL devices (all platforms, in order).
+    name : str
+        Device name as OpenCL reports it.
+    platform : str
+        Platform name.
+    is_gpu : bool
+        Whether OpenCL reports a GPU.
+    reason : str
+        Which rule picked it, for the log.
+    """
+
+    index: int
+    name: str
+    platform: str
+    is_gpu: bool
+    reason: str
+
+
+def choose_device(devices, *, pattern="", cuda_visible_devices=None):
+    """Pick a device from a list of descriptions, by the precedence above.
+
+    Parameters
+    ----------
+    devices : sequence of (str, str, bool)
+        ``(device name, platform name, is_gpu)`` for every OpenCL device, in the
+        order OpenCL lists them.
+    pattern : str, optional
+        Case-insensitive substring of the wanted device's name; empty for none.
+    cuda_visible_devices : str or None, optional
+        Value of ``CUDA_VISIBLE_DEVICES``; None or empty when unset.
+
+    Returns
+    -------
+    DeviceChoice
+
+    Raises
+    ------
+    RuntimeError
+        If there is no OpenCL device, or `pattern` matches none.
+
+    Examples
+    --------
+    >>> devs = [("pthread-cpu", "Portable Computing Language", False),
+    ...         ("NVIDIA H100", "NVIDIA CUDA", True)]
+    >>> choose_device(devs).name
+    'NVIDIA H100'
+    >>> choose_device(devs, pattern="pthread").name
+    'pthread-cpu'
+    """
+    if not devices:
+        raise RuntimeError(
+            "no OpenCL device found: install a GPU driver's OpenCL ICD, or PoCL "
+            "(`pip install pyopencl[pocl]`) to run on the CPU"
+        )
+    indexed = list(enumerate(devices))
+    gpus = [(i, d) for i, d in indexed if d[2]]
+
+    def choice(item, reason):
+        i, (name, platform, is_gpu) = item
+        return DeviceChoice(i, name, platform, is_gpu, reason)
+
+    visible = (cuda_visible_devices or "").strip()
+    if visible:
+        nvidia = [(i, d) for i, d in gpus if "nvidia" in d[1].lower()]
+        if nvidia:
+            return choice(
+                nvidia[0], f"CUDA_VISIBLE_DEVICES={visible} (NVIDIA driver filters)"
+            )
+        candidates = gpus or indexed
+        first = visible.split(",")[0].strip()
+        if first.isdigit() and int(first) < len(candidates):
+            return choice(
+                candidates[int(first)],
+                f"CUDA_VISIBLE_DEVICES={visible} (device {first} of "
+                f"{len(candidates)} {'GPUs' if gpus else 'OpenCL devices'})",
+            )
+        log.warning(
+            "CUDA_VISIBLE_DEVICES=%s names no device among %d OpenCL devices; "
+            "ignoring it",
+            visible,
+            len(candidates),
+        )
+    if pattern:
+        for item in indexed:
+            if pattern.lower() in item[1][0].lower():
+                return choice(item, f"name matches config device pattern {pattern!r}")
+        names = ", ".join(repr(d[0]) for d in devices)
+        raise RuntimeError(
+            f"no OpenCL device name contains {pattern!r} (config key `device`); "
+            f"available: {names}"
+        )
+    if gpus:
+        return choice(gpus[0], "first GPU")
+    log.warning(
+        "no GPU visible to OpenCL: running on the CPU (%s); this is much slower",
+        devices[0][0],
+    )
+    return choice(indexed[0], "no GPU found, CPU fallback")
+
+
+def _opencl_devices():
+    import pyopencl as cl
+
+    return [
+        device for platform in cl.get_platforms() for device in platform.get_devices()
+    ]
+
+
+def select_device(pattern=""):
+    """Make the chosen device pyclesperanto's current device, and log it.
+
+    Parameters
+    ----------
+    pattern : str, optional
+        Config ``device`` name pattern, empty for none.
+
+    Returns
+    -------
+    DeviceChoice
+    """
+    import pyclesperanto_prototype as cle
+    import pyopencl as cl
+
+    devices = _opencl_devices()
+    chosen = choose_device(
+        [(d.name, d.platform.name, bool(d.type & cl.device_type.GPU)) for d in devices],
+        pattern=pattern,
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
+    target = devices[chosen.index].int_ptr
+    cle.select_device(score_key=lambda d: d.int_ptr == target)
+    log.info(
+        "OpenCL device %d: %s on %s (%s)",
+        chosen.index,
+        chosen.name,
+        chosen.platform,
+        chosen.reason,
+    )
+    return chosen

@@ -1,0 +1,108 @@
+"""Stage 5: pictures for a person: outlines over intensity, max projections."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["label_colors", "overlay_images", "to_grey"]
+
+
+def label_colors(labels):
+    """Colour each label with a fixed pseudo-random RGB colour, background black.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer label image of any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB image, shape ``labels.shape + (3,)``.
+
+    Examples
+    --------
+    >>> label_colors(np.array([[0, 1]]))[0, 0].tolist()
+    [0, 0, 0]
+    """
+    palette = np.random.default_rng(7).integers(64, 256, size=(256, 3), dtype=np.uint8)
+    labels = np.asarray(labels, dtype=np.int64)
+    rgb = palette[labels % 255 + 1]
+    rgb[labels == 0] = 0
+    return rgb
+
+
+def to_grey(image, *, low=None, high=None):
+    """Scale intensities to an 8-bit grey RGB image (0.5 and 99.5 percentiles).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Intensities of any shape.
+    low, high : float, optional
+        Display range; percentiles of `image` when not given.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB image, shape ``image.shape + (3,)``.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if low is None or high is None:
+        low, high = np.percentile(image, (0.5, 99.5)) if image.size else (0, 1)
+    scaled = np.clip((image - low) / max(high - low, 1e-12), 0, 1) * 255
+    return np.repeat(scaled.astype(np.uint8)[..., np.newaxis], 3, axis=-1)
+
+
+def overlay_images(intensity, labels, *, every_n_slices=20):
+    """Outline and projection pictures of one segmented stack.
+
+    Parameters
+    ----------
+    intensity : numpy.ndarray
+        3D intensity stack (z, y, x), isotropic (the resampled stack).
+    labels : numpy.ndarray
+        Labels of the same shape.
+    every_n_slices : int, optional
+        Take z slices 0, n, 2n, ... for outline pictures.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        uint8 RGB pictures by file stem: ``outlines_z{z:04d}`` (label outlines in
+        their colour over grey intensity, one per chosen z slice, outlines found
+        in 2D like the seed), ``projection_{z,y,x}_intensity`` and
+        ``projection_{z,y,x}_labels`` (maximum projections, each shown as
+        (y, x), (z, x) and (z, y)).
+    """
+    import pyclesperanto_prototype as cle
+
+    intensity = np.asarray(intensity)
+    labels = np.asarray(labels)
+    if intensity.shape != labels.shape or intensity.ndim != 3:
+        raise ValueError(
+            f"`intensity` (shape {intensity.shape}) and `labels` (shape "
+            f"{labels.shape}) must be 3D stacks of the same shape"
+        )
+    if every_n_slices < 1:
+        raise ValueError(f"`every_n_slices` ({every_n_slices}) must be at least 1")
+    low, high = np.percentile(intensity, (0.5, 99.5))
+    pictures = {}
+    for z in range(0, intensity.shape[0], every_n_slices):
+        edges = cle.pull(cle.detect_label_edges(labels[z])).astype(bool)
+        picture = to_grey(intensity[z], low=low, high=high)
+        picture[edges] = label_colors(labels[z])[edges]
+        pictures[f"outlines_z{z:04d}"] = picture
+    gpu_intensity, gpu_labels = cle.push(intensity), cle.push(labels)
+    for axis, project in (
+        ("z", cle.maximum_z_projection),
+        ("y", cle.maximum_y_projection),
+        ("x", lambda image: cle.transpose_xy(cle.maximum_x_projection(image))),
+    ):
+        pictures[f"projection_{axis}_intensity"] = to_grey(
+            cle.pull(project(gpu_intensity))
+        )
+        pictures[f"projection_{axis}_labels"] = label_colors(
+            cle.pull(project(gpu_labels))
+        )
+    return pictures

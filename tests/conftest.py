@@ -1,0 +1,121 @@
+"""Shared fixtures: OpenCL device, tiny demo stacks, a Snakemake runner."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Small enough for a 2-core CI machine, large enough for a few touching nuclei.
+TINY_DEMO = {
+    "shape": [30, 150, 150],
+    "voxel_size_um": [1.0, 0.202, 0.202],
+    "n_nuclei": 8,
+}
+
+
+@pytest.fixture(scope="session")
+def opencl_device():
+    """pyclesperanto's current device. OpenCL is required: this fails, never skips."""
+    from nuclei3d.device import select_device
+
+    return select_device(os.environ.get("NUCLEI3D_TEST_DEVICE", ""))
+
+
+@pytest.fixture(scope="session")
+def tiny_stack():
+    """A tiny demo stack (uint8) and its ground-truth labels."""
+    from nuclei3d.demo import make_demo_stack
+
+    return make_demo_stack(
+        shape=tuple(TINY_DEMO["shape"]), n_nuclei=TINY_DEMO["n_nuclei"], seed=3
+    )
+
+
+def ball(shape, centre, radius):
+    """Boolean ball on an isotropic grid."""
+    grid = np.indices(shape)
+    distance = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
+    return distance <= radius**2
+
+
+def run_snakemake(workdir, *args, check=True, snakefile=REPO / "Snakefile"):
+    """Run the workflow in `workdir`; return the completed process."""
+    process = subprocess.run(
+        [*SNAKEMAKE, "-s", str(snakefile), "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    if check and process.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{process.stdout}\n{process.stderr}"
+        )
+    return process
+
+
+def planned_jobs(workdir, *args, snakefile=REPO / "Snakefile"):
+    """(rule, sample) of every job a dry run plans; sample is '' without one."""
+    process = run_snakemake(workdir, "--dry-run", *args, snakefile=snakefile)
+    jobs = set()
+    text = process.stdout + process.stderr
+    for block in re.split(r"\n(?=\[.*\]\n|(?:local)?rule \w+:)", text):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.MULTILINE)
+        if rule:
+            wildcards = re.search(r"wildcards: .*?(?:sample|stack)=([^,\s]+)", block)
+            jobs.add((rule.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def make_workdir(path, samples=("stack_a", "stack_b"), **overrides):
+    """A run folder with the repo's config, the tiny demo and the given samples."""
+    path.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["demo"] = dict(TINY_DEMO)
+    for key, value in overrides.items():
+        config[key] = value
+    (path / "config").mkdir(exist_ok=True)
+    (path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    write_sheet(path, samples)
+    return path
+
+
+def write_sheet(path, samples, extra_rows=()):
+    rows = ["sample\timage\tground_truth"]
+    rows += [
+        f"{s}\tresources/demo/{s}/image.tif\tresources/demo/{s}/ground_truth.tif"
+        for s in samples
+    ]
+    rows += list(extra_rows)
+    (path / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
+
+
+def edit_config(path, section, key, value):
+    config_path = path / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    if section is None:
+        config[key] = value
+    else:
+        config[section][key] = value
+    config_path.write_text(yaml.safe_dump(config))
+
+
+def copy_workflow(destination):
+    """A copy of the workflow code (to edit its library without touching the repo)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "scripts", "src", "envs", "profiles"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(source, destination / name)
+    return destination

@@ -1,0 +1,67 @@
+import logging
+
+import pytest
+
+from nuclei3d.device import choose_device
+
+POCL = "Portable Computing Language"
+CPU = ("pthread-cpu", POCL, False)
+NVIDIA = [("NVIDIA H100", "NVIDIA CUDA", True), ("NVIDIA H100 #2", "NVIDIA CUDA", True)]
+
+
+def test_first_gpu_wins_over_cpu():
+    assert choose_device([CPU, *NVIDIA]).index == 1
+
+
+def test_cpu_fallback_warns(caplog):
+    with caplog.at_level(logging.WARNING):
+        chosen = choose_device([CPU])
+    assert chosen.name == "pthread-cpu"
+    assert "no GPU visible" in caplog.text
+
+
+def test_nvidia_driver_already_applies_cuda_visible_devices():
+    # The driver shows only the allocated GPU(s): the first NVIDIA device is it.
+    chosen = choose_device([CPU, *NVIDIA], cuda_visible_devices="3")
+    assert chosen.index == 1
+    assert "CUDA_VISIBLE_DEVICES=3" in chosen.reason
+
+
+def test_cuda_visible_devices_indexes_devices_of_other_platforms():
+    two_cpus = [("pthread-a", POCL, False), ("pthread-b", POCL, False)]
+    assert choose_device(two_cpus, cuda_visible_devices="1").index == 1
+    assert choose_device(two_cpus, cuda_visible_devices="0,1").index == 0
+
+
+def test_cuda_visible_devices_beats_pattern():
+    two_cpus = [("pthread-a", POCL, False), ("pthread-b", POCL, False)]
+    assert (
+        choose_device(two_cpus, pattern="pthread-a", cuda_visible_devices="1").index
+        == 1
+    )
+
+
+def test_cuda_visible_devices_out_of_range_is_ignored_with_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert choose_device([CPU], cuda_visible_devices="5").index == 0
+    assert "names no device" in caplog.text
+
+
+def test_pattern_is_case_insensitive():
+    assert choose_device([CPU, *NVIDIA], pattern="PTHREAD").index == 0
+
+
+def test_unknown_pattern_lists_devices():
+    with pytest.raises(RuntimeError, match=r"'quadro'.*available: 'pthread-cpu'"):
+        choose_device([CPU], pattern="quadro")
+
+
+def test_no_device_says_how_to_get_one():
+    with pytest.raises(RuntimeError, match=r"pyopencl\[pocl\]"):
+        choose_device([])
+
+
+def test_select_device_makes_it_current(opencl_device):
+    import pyclesperanto_prototype as cle
+
+    assert cle.get_device().name == opencl_device.name

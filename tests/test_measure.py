@@ -1,0 +1,76 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from nuclei3d.measure import (
+    COLUMNS,
+    collect_statistics,
+    measure_nuclei,
+    summarize_stack,
+)
+
+
+@pytest.fixture
+def boxes():
+    labels = np.zeros((10, 12, 14), np.uint16)
+    labels[1:3, 2:5, 3:7] = 1  # 2 × 3 × 4 voxels
+    labels[5:9, 6:8, 8:9] = 2  # 4 × 2 × 1 voxels
+    intensity = np.where(labels == 1, 10.0, 0.0).astype(np.float32)
+    intensity[labels == 2] = np.arange(8)
+    return labels, intensity
+
+
+def test_volumes_and_positions_in_micrometres(opencl_device, boxes):
+    table = measure_nuclei(*boxes, (2.0, 0.5, 0.25))
+    assert table.columns.tolist() == COLUMNS
+    one = table.set_index("label").loc[1]
+    assert one.voxel_count == 24
+    assert one.volume_um3 == pytest.approx(24 * 2.0 * 0.5 * 0.25)
+    assert one.centroid_z_um == pytest.approx(1.5 * 2.0)
+    assert one.centroid_x_um == pytest.approx(4.5 * 0.25)
+    assert (one.bbox_min_z_um, one.bbox_max_z_um) == pytest.approx((2.0, 6.0))
+    assert (one.bbox_min_y_um, one.bbox_max_y_um) == pytest.approx((1.0, 2.5))
+    assert one.equivalent_diameter_um == pytest.approx(np.cbrt(6 * 6.0 / np.pi))
+
+
+def test_intensity_statistics(opencl_device, boxes):
+    two = measure_nuclei(*boxes, (1, 1, 1)).set_index("label").loc[2]
+    assert (two.min_intensity, two.max_intensity) == (0, 7)
+    assert two.mean_intensity == pytest.approx(3.5)
+    assert two.sum_intensity == pytest.approx(28)
+    assert two.std_intensity == pytest.approx(np.std(np.arange(8)), rel=1e-4)
+
+
+def test_missing_label_numbers_are_skipped(opencl_device, boxes):
+    labels, intensity = boxes
+    labels = np.where(labels == 2, 5, labels).astype(np.uint16)
+    assert measure_nuclei(labels, intensity, (1, 1, 1))["label"].tolist() == [1, 5]
+
+
+def test_no_nuclei_gives_empty_table_with_columns():
+    table = measure_nuclei(
+        np.zeros((3, 3, 3), np.uint16), np.zeros((3, 3, 3)), (1, 1, 1)
+    )
+    assert table.empty and table.columns.tolist() == COLUMNS
+    assert summarize_stack(table)["nuclei"] == 0
+
+
+def test_shapes_must_match():
+    with pytest.raises(ValueError, match="same shape"):
+        measure_nuclei(np.zeros((3, 3, 3)), np.zeros((3, 3, 4)), (1, 1, 1))
+
+
+def test_summary_quantiles():
+    summary = summarize_stack(pd.DataFrame({"volume_um3": np.arange(1.0, 102.0)}))
+    assert summary["nuclei"] == 101
+    assert summary["volume_um3_median"] == 51
+    assert summary["volume_um3_q05"] == 6 and summary["volume_um3_q95"] == 96
+
+
+def test_collect_keeps_every_row_and_names_samples():
+    a = pd.DataFrame({"label": [1, 2], "volume_um3": [1.0, 2.0]})
+    empty = pd.DataFrame({"label": [], "volume_um3": []})
+    rows, summary = collect_statistics({"a": a, "b": empty, "c": a})
+    assert rows["sample"].tolist() == ["a", "a", "c", "c"]
+    assert rows.columns[0] == "sample"
+    assert summary.set_index("sample")["nuclei"].to_dict() == {"a": 2, "b": 0, "c": 2}

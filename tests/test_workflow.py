@@ -1,0 +1,288 @@
+"""The workflow end to end on tiny demo stacks: outputs, metadata, reruns, errors."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import yaml
+
+from nuclei3d import io
+from nuclei3d.measure import COLUMNS, SUMMARY_COLUMNS
+
+from .conftest import (
+    REPO,
+    SNAKEMAKE,
+    copy_workflow,
+    edit_config,
+    make_workdir,
+    planned_jobs,
+    run_snakemake,
+    write_sheet,
+)
+
+pytestmark = pytest.mark.workflow
+
+SAMPLES = ("stack_a", "stack_b")
+STAGES = ("resample", "equalize", "background", "segment", "overlay", "measure")
+PER_STACK_FILES = (
+    "resampled.tif",
+    "equalized.tif",
+    "background.tif",
+    "labels.tif",
+    "statistics.csv",
+)
+
+
+def jobs_for(rules, samples=SAMPLES):
+    return {(rule, sample) for rule in rules for sample in samples}
+
+
+# Jobs that any change of per-stack results reruns besides the stages themselves.
+RUN_WIDE = {("collect_statistics", ""), ("all", "")}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A workflow copy and a run folder in which the whole workflow has run once."""
+    root = tmp_path_factory.mktemp("workflow")
+    workflow = copy_workflow(root / "code")
+    workdir = make_workdir(root / "run", SAMPLES)
+    run_snakemake(workdir, snakefile=workflow / "Snakefile")
+    return workflow, workdir
+
+
+def test_writes_every_output_under_results(finished_run):
+    _, workdir = finished_run
+    results = workdir / "results"
+    for sample in SAMPLES:
+        for name in PER_STACK_FILES:
+            assert (results / sample / name).is_file(), name
+        pngs = sorted(p.name for p in (results / sample / "overlay").glob("*.png"))
+        # 30 z slices at 1 µm, every 20: z = 0 and 20; projections along z, y, x.
+        assert pngs == sorted(
+            ["outlines_z0000.png", "outlines_z0020.png"]
+            + [
+                f"projection_{a}_{k}.png"
+                for a in "zyx"
+                for k in ("intensity", "labels")
+            ]
+        )
+        for stage in STAGES:
+            assert (results / "logs" / stage / f"{sample}.log").is_file()
+            assert (results / "benchmarks" / stage / f"{sample}.tsv").is_file()
+    assert not list(results.rglob("*.part"))  # no temporary files left behind
+
+
+def test_tiffs_carry_voxel_size(finished_run):
+    _, workdir = finished_run
+    image, voxel = io.read_stack(workdir / "resources/demo/stack_a/image.tif")
+    assert image.shape == (30, 150, 150)
+    assert voxel == pytest.approx((1.0, 0.202, 0.202))
+    for name in ("resampled.tif", "equalized.tif", "background.tif", "labels.tif"):
+        stack, voxel = io.read_stack(workdir / "results/stack_a" / name)
+        assert voxel == pytest.approx((1.0, 1.0, 1.0)), name
+        assert stack.shape == (30, 30, 30), name
+
+
+def test_labels_and_tables_agree(finished_run):
+    _, workdir = finished_run
+    results = workdir / "results"
+    run_table = pd.read_csv(results / "label_statistics.csv")
+    summary = pd.read_csv(results / "summary.csv")
+    assert run_table.columns.tolist() == ["sample", *COLUMNS]
+    assert summary.columns.tolist() == ["sample", *SUMMARY_COLUMNS]
+    for sample in SAMPLES:
+        labels, _ = io.read_stack(results / sample / "labels.tif")
+        table = pd.read_csv(results / sample / "statistics.csv")
+        found = sorted(set(np.unique(labels)) - {0})
+        assert found and table["label"].tolist() == found
+        assert table["voxel_count"].sum() == (labels > 0).sum()
+        assert summary.set_index("sample").at[sample, "nuclei"] == len(found)
+        assert (run_table["sample"] == sample).sum() == len(found)
+
+
+def test_logs_name_the_opencl_device(finished_run):
+    _, workdir = finished_run
+    for stage in STAGES:
+        text = (workdir / "results/logs" / stage / "stack_a.log").read_text()
+        assert "OpenCL device" in text, stage
+
+
+def test_nothing_to_do_after_a_run(finished_run):
+    workflow, workdir = finished_run
+    assert planned_jobs(workdir, snakefile=workflow / "Snakefile") == set()
+
+
+def changed_config(workdir, tmp_path, section, key, value):
+    """A copy of the run's config with one value changed, for --configfile."""
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    config[section][key] = value
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "reruns"),
+    [
+        ("resample", "target_voxel_size_um", 1.5, STAGES),
+        ("equalize", "enabled", False, STAGES[1:]),
+        ("background", "radius_um", 4.0, STAGES[2:]),
+        ("segment", "spot_sigma_um", 2.5, STAGES[3:]),
+        ("segment", "outline_sigma_um", 1.5, STAGES[3:]),
+        ("overlay", "every_n_slices", 10, ("overlay",)),
+    ],
+)
+def test_parameter_change_reruns_only_that_stage_and_downstream(
+    finished_run, tmp_path, section, key, value, reruns
+):
+    workflow, workdir = finished_run
+    config = changed_config(workdir, tmp_path, section, key, value)
+    jobs = planned_jobs(
+        workdir, "--configfile", str(config), snakefile=workflow / "Snakefile"
+    )
+    expected = jobs_for(reruns) | {("all", "")}
+    if "measure" in reruns:
+        expected |= {("collect_statistics", "")}
+    assert jobs == expected
+
+
+def test_device_choice_reruns_nothing(finished_run, tmp_path):
+    workflow, workdir = finished_run
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    config["device"] = "pthread"
+    path = tmp_path / "device.yaml"
+    path.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(
+        workdir, "--configfile", str(path), snakefile=workflow / "Snakefile"
+    )
+    assert jobs == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "reruns"),
+    [
+        ("resample", STAGES),
+        ("equalize", STAGES[1:]),
+        ("background", STAGES[2:]),
+        ("segment", STAGES[3:]),
+        ("overlay", ("overlay",)),
+        ("measure", ("measure",)),
+    ],
+)
+def test_library_change_reruns_that_stage_and_downstream(finished_run, module, reruns):
+    workflow, workdir = finished_run
+    source = workflow / "src" / "nuclei3d" / f"{module}.py"
+    original = source.read_text()
+    source.write_text(original + "\n# a change to the stage's code\n")
+    try:
+        jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
+    finally:
+        source.write_text(original)
+    expected = jobs_for(reruns) | {("all", "")}
+    if "measure" in reruns:
+        expected |= {("collect_statistics", "")}
+    assert jobs == expected
+
+
+def test_adding_a_stack_runs_only_its_jobs(finished_run):
+    workflow, workdir = finished_run
+    write_sheet(workdir, (*SAMPLES, "stack_c"))
+    try:
+        jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
+    finally:
+        write_sheet(workdir, SAMPLES)
+    assert jobs == jobs_for(STAGES, ["stack_c"]) | {
+        ("demo_stack", "stack_c"),
+        ("collect_statistics", ""),
+        ("all", ""),
+    }
+
+
+def test_demo_config_plans_the_three_seed_sized_stacks(tmp_path):
+    (tmp_path / "config").mkdir()
+    for name in ("config.yaml", "samples.tsv"):
+        (tmp_path / "config" / name).write_text((REPO / "config" / name).read_text())
+    jobs = planned_jobs(tmp_path)
+    samples = {s for rule, s in jobs if rule == "segment"}
+    assert samples == {"blastocyst_01", "blastocyst_02", "blastocyst_03"}
+    assert {s for rule, s in jobs if rule == "demo_stack"} == samples
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("segment", "spot_sigma_um", -1, r"spot_sigma_um"),
+        ("resample", "target_voxel_size_um", "big", r"target_voxel_size_um"),
+        ("overlay", "every_n_slices", 0, r"every_n_slices"),
+        (None, "default_voxel_size_um", [1, 1], r"default_voxel_size_um"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_key(tmp_path, section, key, value, message):
+    workdir = make_workdir(tmp_path, ("stack_a",))
+    edit_config(workdir, section, key, value)
+    process = run_snakemake(workdir, "--dry-run", check=False)
+    assert process.returncode != 0
+    assert re.search(message, process.stdout + process.stderr)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            "bad\tx.tif\t\tabc",
+            r"row 3 \(sample 'bad'\), column voxel_size_z: 'abc' is not a number",
+        ),
+        ("neg\tx.tif\t\t-1", r"row 3 \(sample 'neg'\), column voxel_size_z: .*-1"),
+        ("../up\tx.tif\t\t", r"row 3 \(sample '../up'\), column sample"),
+        ("has space\tx.tif\t\t", r"row 3 \(sample 'has space'\), column sample"),
+        ("logs\tx.tif\t\t", r"row 3 \(sample 'logs'\), column sample"),
+        ("stack_a\tx.tif\t\t", r"sample names must be unique; repeated: \['stack_a'\]"),
+    ],
+)
+def test_bad_sample_sheet_is_refused_naming_row_and_column(tmp_path, row, message):
+    workdir = make_workdir(tmp_path, ())
+    (workdir / "config/samples.tsv").write_text(
+        "sample\timage\tground_truth\tvoxel_size_z\n"
+        "stack_a\tresources/demo/stack_a/image.tif\t\t\n" + row + "\n"
+    )
+    process = run_snakemake(workdir, "--dry-run", check=False)
+    assert process.returncode != 0
+    assert re.search(message, process.stdout + process.stderr), process.stderr
+
+
+def test_unknown_voxel_size_fails_that_stack_only(tmp_path):
+    """A stack without voxel size anywhere stops with a clear error; others finish."""
+    workdir = make_workdir(tmp_path, ("stack_a",))
+    plain = workdir / "plain stack é.tif"  # spaces and non-ASCII must work
+    tifffile.imwrite(plain, np.zeros((10, 40, 40), np.uint8))
+    write_sheet(workdir, ("stack_a",), extra_rows=[f"nosize\t{plain}\t"])
+    process = run_snakemake(workdir, check=False)
+    assert process.returncode != 0
+    log = (workdir / "results/logs/resample/nosize.log").read_text()
+    assert "plain stack é.tif: voxel size unknown" in log
+    assert (workdir / "results/stack_a/statistics.csv").is_file()
+    assert not (workdir / "results/nosize/resampled.tif").exists()
+
+
+def test_lint_and_format_are_clean():
+    lint = subprocess.run(
+        [*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Congratulations" in lint.stdout + lint.stderr
+    for command in (
+        ["snakefmt", "--check", "Snakefile", "workflow"],
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+    ):
+        tool = Path(sys.executable).parent / command[0]
+        checked = subprocess.run(
+            [str(tool), *command[1:]], cwd=REPO, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -1,0 +1,92 @@
+# Sample sheet, config validation, paths and input functions shared by all rules.
+import os
+import sys
+from pathlib import Path
+
+import re
+
+import pandas as pd
+from jsonschema import ValidationError
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# The stage library lives in src/. This process imports it for code fingerprints;
+# jobs (scripts, in conda envs, on cluster nodes, which parse this file again)
+# inherit it through PYTHONPATH, whether or not it is pip-installed.
+LIBRARY = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, LIBRARY)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join([LIBRARY, *filter(None, [os.getenv("PYTHONPATH")])])
+)
+
+from nuclei3d.fingerprint import code_fingerprint
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def load_samples(path):
+    """Read and validate the sample sheet; one row per sample, indexed by name."""
+    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").dropna(how="all")
+    for column in ("voxel_size_z", "voxel_size_y", "voxel_size_x"):
+        if column in sheet:
+            values = pd.to_numeric(sheet[column], errors="coerce")
+            bad = sheet[column].notna() & values.isna()
+            if bad.any():
+                row = bad.idxmax()
+                raise ValueError(
+                    f"{path}: row {row + 2} (sample {sheet.at[row, 'sample']!r}), "
+                    f"column {column}: {sheet.at[row, column]!r} is not a number (µm)"
+                )
+            sheet[column] = values
+    try:
+        validate(sheet, schema="../schemas/samples.schema.yaml")
+    except WorkflowError as error:
+        row = int(re.search(r"row (\d+)", str(error)).group(1))
+        cause = error.__context__  # the jsonschema ValidationError
+        if not isinstance(cause, ValidationError):
+            raise
+        column = cause.path[0] if cause.path else "(row)"
+        raise ValueError(
+            f"{path}: row {row + 2} (sample {sheet['sample'].iloc[row]!r}), "
+            f"column {column}: {cause.message}; expected: "
+            f"{cause.schema.get('description', cause.schema)}"
+        ) from None
+    repeated = sheet["sample"][sheet["sample"].duplicated()].unique().tolist()
+    if repeated:
+        raise ValueError(f"{path}: sample names must be unique; repeated: {repeated}")
+    return sheet.set_index("sample", drop=False)
+
+
+samples = load_samples(config["samples"])
+RESULTS = config["results"]
+STAGE_RESOURCES = {"gpu": 1}
+
+
+wildcard_constraints:
+    sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def result(name):
+    """Path of a per-stack output: {results}/{sample}/<name>."""
+    return f"{RESULTS}/{{sample}}/{name}"
+
+
+def log_path(stage):
+    return f"{RESULTS}/logs/{stage}/{{sample}}.log"
+
+
+def benchmark_path(stage):
+    return f"{RESULTS}/benchmarks/{stage}/{{sample}}.tsv"
+
+
+def image_of(wildcards):
+    return samples.at[wildcards.sample, "image"]
+
+
+def sheet_voxel_size(wildcards):
+    """Voxel size (z, y, x) from the sheet, or None where any of the three is empty."""
+    row = samples.loc[wildcards.sample]
+    values = [row.get(f"voxel_size_{axis}") for axis in "zyx"]
+    if any(v is None or pd.isna(v) for v in values):
+        return None
+    return [float(v) for v in values]
