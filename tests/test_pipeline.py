@@ -1,0 +1,66 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from nuclei3d.pipeline import run_pipeline
+
+from .conftest import REPO
+
+
+def test_pipeline_finds_most_demo_nuclei(opencl_device, tiny_stack):
+    image, truth = tiny_stack
+    result = run_pipeline(image, (1.0, 0.202, 0.202))
+    assert result["labels"].shape == result["resampled"].shape == (30, 30, 30)
+    found, true = int(result["labels"].max()), int(truth.max())
+    assert 0.6 * true <= found <= 1.4 * true
+    assert len(result["statistics"]) == found
+
+
+CROSS_DEVICE = """
+import json, sys
+import numpy as np, pyopencl as cl, pyclesperanto_prototype as cle
+from nuclei3d.demo import make_demo_stack
+from nuclei3d.pipeline import run_pipeline
+
+image, _ = make_demo_stack(shape=(40, 200, 200), n_nuclei=12, seed=11)
+devices = [d for p in cl.get_platforms() for d in p.get_devices()]
+out = []
+for i, device in enumerate(devices):
+    cle.select_device(score_key=lambda d: d.int_ptr == device.int_ptr)
+    result = run_pipeline(image, (1.0, 0.202, 0.202))
+    np.save(f"{sys.argv[1]}/labels_{i}.npy", result["labels"])
+    result["statistics"].to_csv(f"{sys.argv[1]}/statistics_{i}.csv", index=False)
+    out.append(f"{device.platform.name}: {device.name}")
+print(json.dumps(out))
+"""
+
+
+def test_every_opencl_device_gives_the_same_labels(tmp_path):
+    """GPU and CPU (PoCL) paths agree; on a CPU-only machine PoCL's two drivers do."""
+    env = dict(os.environ, POCL_DEVICES="basic pthread")
+    process = subprocess.run(
+        [sys.executable, "-c", CROSS_DEVICE, str(tmp_path)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    devices = json.loads(process.stdout.strip().splitlines()[-1])
+    print("compared on:", devices)
+    assert len(devices) >= 2
+    reference = np.load(tmp_path / "labels_0.npy")
+    assert reference.max() > 5
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "statistics_0.csv")
+    for i in range(1, len(devices)):
+        np.testing.assert_array_equal(
+            np.load(tmp_path / f"labels_{i}.npy"), reference, err_msg=devices[i]
+        )
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / f"statistics_{i}.csv"), table, rtol=1e-4
+        )
