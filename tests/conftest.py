@@ -46,11 +46,12 @@ def ball(shape, centre, radius):
     return distance <= radius**2
 
 
-def run_snakemake(workdir, *args, check=True, snakefile=REPO / "Snakefile"):
+def run_snakemake(workdir, *args, check=True, snakefile=REPO / "Snakefile", env=None):
     """Run the workflow in `workdir`; return the completed process."""
     process = subprocess.run(
         [*SNAKEMAKE, "-s", str(snakefile), "--cores", "2", *args],
         cwd=workdir,
+        env=env,
         capture_output=True,
         text=True,
     )

@@ -1,4 +1,7 @@
 import logging
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -65,3 +68,45 @@ def test_select_device_makes_it_current(opencl_device):
     import pyclesperanto_prototype as cle
 
     assert cle.get_device().name == opencl_device.name
+
+
+def test_claim_is_used_only_with_several_candidates():
+    two = [("pthread-a", POCL, False), ("pthread-b", POCL, False)]
+    chosen = choose_device(two, claim=lambda n: n - 1)
+    assert chosen.index == 1 and "locked for this job" in chosen.reason
+    assert choose_device([CPU], claim=lambda n: 1 / 0).index == 0
+    assert (
+        choose_device(two, claim=lambda n: 1 / 0, cuda_visible_devices="0").index == 0
+    )
+
+
+HOLD_A_DEVICE = """
+import sys, time
+from nuclei3d.device import claim_free_device
+print(claim_free_device(sys.argv[1], 2), flush=True)
+time.sleep(60)
+"""
+
+
+def test_concurrent_claims_get_different_devices_and_die_with_their_process(tmp_path):
+    from nuclei3d.device import claim_free_device
+
+    holders = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOLD_A_DEVICE, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        claimed = sorted(int(h.stdout.readline()) for h in holders)
+        assert claimed == [0, 1]
+        holders[1].send_signal(signal.SIGKILL)  # a crash must not leak its lock
+        holders[1].wait()
+        holders[0].kill()
+        holders[0].wait()
+        assert claim_free_device(tmp_path, 2, poll_seconds=0.01) in (0, 1)
+    finally:
+        for holder in holders:
+            holder.kill()

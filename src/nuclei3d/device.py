@@ -8,21 +8,31 @@ Order of precedence:
    there its first entry is taken as an index into the GPUs OpenCL lists (or into
    all devices, where there is no GPU, e.g. PoCL with ``POCL_DEVICES``).
 2. A device name pattern from the config (``device:``), case-insensitive.
-3. The first GPU.
-4. The CPU through PoCL, with a warning.
+3. A GPU of its own: with several GPUs and no scheduler, each job locks one
+   (:func:`claim_free_device`) so concurrent jobs spread over the GPUs instead of
+   piling onto the first (Snakemake's ``gpu`` resource only counts, it does not
+   say which GPU). The lock is an ``flock`` held until the process ends, however it
+   ends. With one GPU, jobs share it.
+4. The CPU through PoCL, with a warning (several PoCL devices are claimed like
+   GPUs).
 
 The device chosen is logged, so every job's log says where it ran.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import time
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
-__all__ = ["DeviceChoice", "choose_device", "select_device"]
+__all__ = ["DeviceChoice", "choose_device", "claim_free_device", "select_device"]
 
 log = logging.getLogger(__name__)
+_HELD_LOCKS = []  # open lock files; the OS releases them when the process ends
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,48 @@ class DeviceChoice:
     reason: str
 
 
-def choose_device(devices, *, pattern="", cuda_visible_devices=None):
+def claim_free_device(lock_dir, count, *, poll_seconds=0.2):
+    """Lock the first free one of `count` devices for the rest of this process.
+
+    Parameters
+    ----------
+    lock_dir : str or os.PathLike
+        Node-local folder for the lock files ``device<i>.lock``.
+    count : int
+        Number of devices to choose from.
+    poll_seconds : float, optional
+        Wait between rounds while every device is taken.
+
+    Returns
+    -------
+    int
+        Position of the claimed device, ``0 <= position < count``.
+
+    Notes
+    -----
+    ``fcntl.flock`` locks vanish with the process, also on SIGKILL or a crash, so
+    no lock outlives its job.
+    """
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    waiting = False
+    while True:
+        for position in range(count):
+            handle = open(lock_dir / f"device{position}.lock", "a")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _HELD_LOCKS.append(handle)
+            return position
+        if not waiting:
+            log.info("all %d devices are taken by other jobs; waiting", count)
+            waiting = True
+        time.sleep(poll_seconds)
+
+
+def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None):
     """Pick a device from a list of descriptions, by the precedence above.
 
     Parameters
@@ -62,6 +113,10 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None):
         Case-insensitive substring of the wanted device's name; empty for none.
     cuda_visible_devices : str or None, optional
         Value of ``CUDA_VISIBLE_DEVICES``; None or empty when unset.
+    claim : callable, optional
+        ``claim(n)`` returns the position of a free device among `n` candidates
+        (e.g. :func:`claim_free_device`); used only when there are several.
+        Without it, the first candidate is taken.
 
     Returns
     -------
@@ -123,13 +178,18 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None):
             f"no OpenCL device name contains {pattern!r} (config key `device`); "
             f"available: {names}"
         )
-    if gpus:
-        return choice(gpus[0], "first GPU")
-    log.warning(
-        "no GPU visible to OpenCL: running on the CPU (%s); this is much slower",
-        devices[0][0],
-    )
-    return choice(indexed[0], "no GPU found, CPU fallback")
+    candidates = gpus or indexed
+    kind = "GPU" if gpus else "OpenCL device"
+    if not gpus:
+        log.warning(
+            "no GPU visible to OpenCL: running on the CPU (%s); this is much slower",
+            devices[0][0],
+        )
+    if claim is not None and len(candidates) > 1:
+        position = claim(len(candidates))
+        reason = f"{kind} {position} of {len(candidates)}, locked for this job"
+        return choice(candidates[position], reason)
+    return choice(candidates[0], "first GPU" if gpus else "no GPU found, CPU fallback")
 
 
 def _opencl_devices():
@@ -140,13 +200,16 @@ def _opencl_devices():
     ]
 
 
-def select_device(pattern=""):
+def select_device(pattern="", *, lock_dir=None):
     """Make the chosen device pyclesperanto's current device, and log it.
 
     Parameters
     ----------
     pattern : str, optional
         Config ``device`` name pattern, empty for none.
+    lock_dir : str or os.PathLike, optional
+        Where to lock a device of its own when there are several (see
+        :func:`claim_free_device`); None never locks.
 
     Returns
     -------
@@ -160,6 +223,7 @@ def select_device(pattern=""):
         [(d.name, d.platform.name, bool(d.type & cl.device_type.GPU)) for d in devices],
         pattern=pattern,
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        claim=partial(claim_free_device, lock_dir) if lock_dir else None,
     )
     target = devices[chosen.index].int_ptr
     cle.select_device(score_key=lambda d: d.int_ptr == target)

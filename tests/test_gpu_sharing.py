@@ -1,0 +1,107 @@
+"""Several devices on one machine, and many jobs on one device with one cache."""
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from .conftest import REPO, edit_config, make_workdir, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+
+
+def device_intervals(log_dir):
+    """(device index, start, end) of every GPU job, from the job logs."""
+    intervals = []
+    for log in sorted(log_dir.glob("*/*.log")):
+        text = log.read_text()
+        device = re.search(STAMP + r" INFO nuclei3d.device: OpenCL device (\d+)", text)
+        end = re.search(STAMP + r" INFO \w+: job process ends", text)
+        if device:
+            assert end, f"{log} has no end line"
+            parse = lambda s: datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f")  # noqa: E731
+            intervals.append(
+                (int(device.group(2)), parse(device.group(1)), parse(end.group(1)))
+            )
+    return intervals
+
+
+def test_concurrent_jobs_each_take_a_device_of_their_own(tmp_path):
+    """Two stand-in GPUs (PoCL ``POCL_DEVICES="pthread pthread"``), two jobs at once."""
+    workdir = make_workdir(tmp_path, ("s1", "s2", "s3", "s4"))
+    edit_config(workdir, None, "gpu_lock_dir", str(tmp_path / "locks"))
+    env = dict(os.environ, POCL_DEVICES="pthread pthread")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    run_snakemake(workdir, "--resources", "gpu=2", env=env)
+    intervals = device_intervals(workdir / "results" / "logs")
+    assert len(intervals) == 4 * 6
+    assert {device for device, _, _ in intervals} == {0, 1}
+    for device in (0, 1):
+        spans = sorted((s, e) for d, s, e in intervals if d == device)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end, f"device {device} used by two jobs at once"
+
+
+def test_scheduler_choice_wins_over_locks(tmp_path):
+    workdir = make_workdir(tmp_path, ("s1",))
+    env = dict(os.environ, POCL_DEVICES="pthread pthread", CUDA_VISIBLE_DEVICES="1")
+    run_snakemake(workdir, "--until", "resample", env=env)
+    log = (workdir / "results/logs/resample/s1.log").read_text()
+    assert "OpenCL device 1: " in log
+    assert "CUDA_VISIBLE_DEVICES=1 (device 1 of 2 OpenCL devices)" in log
+
+
+ONE_JOB = """
+import sys
+from pathlib import Path
+import numpy as np
+from nuclei3d.kernel_cache import use_kernel_cache
+use_kernel_cache(sys.argv[1])
+from nuclei3d.device import select_device
+from nuclei3d.demo import make_demo_stack
+from nuclei3d.pipeline import run_pipeline
+select_device()
+image, _ = make_demo_stack(shape=(20, 100, 100), n_nuclei=4, seed=2)
+np.save(sys.argv[2], run_pipeline(image, (1.0, 0.202, 0.202))["labels"])
+"""
+
+
+def test_sixteen_jobs_at_once_share_one_empty_kernel_cache(tmp_path):
+    """16 processes compile into one fresh cache on one device: all succeed, agree."""
+    cache = tmp_path / "shared cache"
+    env = dict(os.environ, POCL_DEVICES="pthread")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", ONE_JOB, str(cache), str(tmp_path / f"{i}.npy")],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(16)
+    ]
+    errors = [job.communicate()[1] for job in jobs]
+    assert [job.returncode for job in jobs] == [0] * 16, "\n".join(errors)
+    assert any((cache / "pocl").rglob("*")), "nothing was cached"
+    first = np.load(tmp_path / "0.npy")
+    assert first.max() > 0
+    for i in range(1, 16):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), first)
+    # The cache they wrote together serves a 17th job.
+    again = subprocess.run(
+        [sys.executable, "-c", ONE_JOB, str(cache), str(tmp_path / "17.npy")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "17.npy"), first)
