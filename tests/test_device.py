@@ -110,3 +110,44 @@ def test_concurrent_claims_get_different_devices_and_die_with_their_process(tmp_
     finally:
         for holder in holders:
             holder.kill()
+
+
+def test_memory_check_passes_what_fits():
+    from nuclei3d.device import GIB, check_device_memory
+
+    check_device_memory(
+        "a.tif",
+        (100, 100, 100),
+        buffers=8,
+        device_memory=GIB,
+        max_buffer=GIB // 4,
+        device="GPU",
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "buffers", "is_gpu", "message"),
+    [
+        (
+            (1000, 1000, 300),
+            1,
+            True,
+            r"a\.tif: too large for X: .* 1\.12 GiB .*device=pthread",
+        ),
+        ((500, 500, 500), 8, True, r"holds about 8 of them \(3\.73 GiB of 2\.00 GiB\)"),
+        ((1000, 1000, 300), 1, False, r"POCL_MEMORY_LIMIT"),
+    ],
+)
+def test_memory_check_names_sizes_and_remedy(shape, buffers, is_gpu, message):
+    from nuclei3d.device import GIB, DeviceMemoryError, check_device_memory
+
+    with pytest.raises(DeviceMemoryError, match=message):
+        check_device_memory(
+            "a.tif",
+            shape,
+            buffers=buffers,
+            device_memory=2 * GIB,
+            max_buffer=GIB,
+            device="X",
+            is_gpu=is_gpu,
+        )

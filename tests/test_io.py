@@ -112,3 +112,90 @@ def test_write_table_is_atomic_csv(tmp_path):
 )
 def test_label_dtype_fits_largest_label(largest, dtype):
     assert io.as_label_dtype(np.array([0, largest], np.uint32)).dtype == dtype
+
+
+@pytest.fixture
+def damaged(tmp_path):
+    """A good ImageJ stack, and copies cut at several points."""
+    path = tmp_path / "good.tif"
+    io.write_stack(path, np.full((20, 60, 60), 7, np.uint8), (1, 1, 1))
+    data = path.read_bytes()
+    cuts = {}
+    for fraction in (0.5, 0.9, 0.999):
+        cut = tmp_path / f"cut{fraction}.tif"
+        cut.write_bytes(data[: int(len(data) * fraction)])
+        cuts[fraction] = cut
+    return cuts
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.999])
+def test_truncated_tiff_is_refused(damaged, fraction):
+    with pytest.raises(
+        io.StackError, match=r"cut.*\.tif: (truncated or corrupt|not a)"
+    ):
+        io.read_stack(damaged[fraction])
+
+
+def test_garbage_after_tiff_magic_is_refused(tmp_path):
+    path = tmp_path / "garbage.tif"
+    path.write_bytes(b"II*\x00" + np.random.default_rng(0).bytes(1000))
+    with pytest.raises(io.StackError, match=r"garbage\.tif: not a readable TIFF"):
+        io.read_stack(path)
+
+
+@pytest.fixture
+def multichannel(tmp_path):
+    stack = np.stack([np.full((4, 8, 9), c, np.uint16) for c in range(3)], axis=1)
+    path = tmp_path / "zcyx.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZCYX"})
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((4, 8, 9, 3), np.uint8), photometric="rgb")
+    return path, rgb
+
+
+def test_multichannel_needs_a_channel(multichannel):
+    path, rgb = multichannel
+    with pytest.raises(io.StackError, match=r"zcyx\.tif: has 3 channels \(axes ZCYX"):
+        io.read_stack(path)
+    with pytest.raises(
+        io.StackError, match=r"rgb\.tif: has 3 channels.*`channel` column"
+    ):
+        io.read_stack(rgb)
+
+
+@pytest.mark.parametrize("channel", [0, 2])
+def test_channel_picks_one(multichannel, channel):
+    image, _ = io.read_stack(multichannel[0], channel=channel)
+    assert image.shape == (4, 8, 9)
+    assert (image == channel).all()
+
+
+def test_channel_out_of_range(multichannel):
+    with pytest.raises(io.StackError, match=r"`channel` 3 out of range.*0 to 2"):
+        io.read_stack(multichannel[0], channel=3)
+
+
+def test_channel_on_single_channel_file(tmp_path):
+    path = tmp_path / "one.tif"
+    io.write_stack(path, np.zeros((3, 4, 5), np.uint8), (1, 1, 1))
+    with pytest.raises(io.StackError, match=r"no single channel axis"):
+        io.read_stack(path, channel=0)
+
+
+def test_time_series_is_refused_with_axes(tmp_path):
+    path = tmp_path / "tzyx.tif"
+    tifffile.imwrite(
+        path, np.zeros((2, 3, 4, 5), np.uint8), imagej=True, metadata={"axes": "TZYX"}
+    )
+    with pytest.raises(io.StackError, match=r"tzyx\.tif: expected one 3D.*axes TZYX"):
+        io.read_stack(path)
+
+
+def test_nan_and_inf_are_counted(tmp_path):
+    image = np.ones((3, 4, 5), np.float32)
+    image[0, 0, :2] = np.nan
+    image[1, 1, 1] = np.inf
+    path = tmp_path / "bad.tif"
+    io.write_stack(path, image, (1, 1, 1))
+    with pytest.raises(io.StackError, match=r"bad\.tif: holds 2 NaN and 1 infinite"):
+        io.read_stack(path)

@@ -29,10 +29,102 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-__all__ = ["DeviceChoice", "choose_device", "claim_free_device", "select_device"]
+import numpy as np
+
+__all__ = [
+    "DeviceChoice",
+    "DeviceMemoryError",
+    "check_current_device_memory",
+    "check_device_memory",
+    "choose_device",
+    "claim_free_device",
+    "select_device",
+]
 
 log = logging.getLogger(__name__)
 _HELD_LOCKS = []  # open lock files; the OS releases them when the process ends
+
+
+GIB = 2**30
+
+
+class DeviceMemoryError(MemoryError):
+    """A stack does not fit into the OpenCL device's memory."""
+
+
+def check_device_memory(
+    what,
+    shape,
+    *,
+    buffers,
+    bytes_per_voxel=4,
+    device_memory,
+    max_buffer,
+    device,
+    is_gpu=True,
+):
+    """Refuse, with the sizes involved, a stack that would not fit the device.
+
+    Parameters
+    ----------
+    what : str
+        The stack (its file), named in the message.
+    shape : tuple of int
+        Largest image shape the stage holds on the device.
+    buffers : int
+        How many images of that shape the stage holds at once.
+    bytes_per_voxel : int, optional
+        4 for float32 and uint32 working images.
+    device_memory, max_buffer : int
+        The device's global memory and largest single allocation, in bytes.
+    device : str
+        Device name, for the message.
+    is_gpu : bool, optional
+        Whether it is a GPU (then the message offers the CPU).
+
+    Raises
+    ------
+    DeviceMemoryError
+        If one image exceeds `max_buffer` or all of them `device_memory`.
+
+    Examples
+    --------
+    >>> check_device_memory("a.tif", (10, 10, 10), buffers=4, device_memory=GIB,
+    ...                     max_buffer=GIB, device="GPU")
+    """
+    one = int(np.prod(shape, dtype=np.int64)) * bytes_per_voxel
+    if one <= max_buffer and one * buffers <= device_memory:
+        return
+    remedy = (
+        "run this stack on the CPU (`snakemake --config device=pthread` with its "
+        "outputs as targets), use a larger resample.target_voxel_size_um, or crop it"
+        if is_gpu
+        else "raise PoCL's limit (POCL_MEMORY_LIMIT=<GiB>), use a larger "
+        "resample.target_voxel_size_um, or crop it"
+    )
+    raise DeviceMemoryError(
+        f"{what}: too large for {device}: a {shape} image takes {one / GIB:.2f} GiB "
+        f"(largest buffer the device allows: {max_buffer / GIB:.2f} GiB) and this "
+        f"stage holds about {buffers} of them ({one * buffers / GIB:.2f} GiB of "
+        f"{device_memory / GIB:.2f} GiB); {remedy}"
+    )
+
+
+def check_current_device_memory(what, shape, *, buffers):
+    """:func:`check_device_memory` for pyclesperanto's current device."""
+    import pyclesperanto_prototype as cle
+    import pyopencl as cl
+
+    device = cle.get_device().device
+    check_device_memory(
+        what,
+        shape,
+        buffers=buffers,
+        device_memory=device.global_mem_size,
+        max_buffer=device.max_mem_alloc_size,
+        device=device.name,
+        is_gpu=bool(device.type & cl.device_type.GPU),
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from this workflow all give their voxel size back.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -260,38 +261,120 @@ def read_voxel_size(path):
         return _imagej_voxel_size(tif) or _ome_voxel_size(tif)
 
 
-def read_stack(path):
+def _check_complete(tif):
+    """Raise if any image data lies beyond the end of the file (truncated)."""
+    size = tif.filehandle.size
+    for page in tif.pages:
+        ends = [
+            o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)
+        ]
+        if ends and max(ends) > size:
+            raise StackError(
+                f"page {page.index} needs bytes up to {max(ends)}, the file has {size}"
+            )
+
+
+class _TiffComplaints(logging.Handler):
+    """Collects tifffile's warnings about damaged files while one is read."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage().splitlines()[-1].strip())
+
+
+def _pick_channel(path, image, axes, channel):
+    """Reduce a multichannel array to the 3D stack of one channel."""
+    keep = [i for i, n in enumerate(image.shape) if n > 1 or axes[i] in "ZYX"]
+    image = image.reshape([image.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    channel_axes = [i for i, a in enumerate(axes) if a in "CS"]
+    if channel is None:
+        if channel_axes:
+            count = image.shape[channel_axes[0]]
+            raise StackError(
+                f"{path}: has {count} channels (axes {axes}, shape {image.shape}); "
+                "expected one channel: add a `channel` column (0-based) to the "
+                "sample sheet to pick the nuclear channel"
+            )
+        return image
+    if len(channel_axes) != 1:
+        raise StackError(
+            f"{path}: `channel` {channel} given, but the file has no single "
+            f"channel axis (axes {axes}, shape {image.shape})"
+        )
+    axis = channel_axes[0]
+    if not 0 <= channel < image.shape[axis]:
+        raise StackError(
+            f"{path}: `channel` {channel} out of range: the file has "
+            f"{image.shape[axis]} channels (0 to {image.shape[axis] - 1})"
+        )
+    return np.take(image, channel, axis=axis)
+
+
+def read_stack(path, *, channel=None):
     """Read a 3D stack and the voxel size its metadata declares.
 
     Parameters
     ----------
     path : str or os.PathLike
-        TIFF file holding one 3D (z, y, x) single-channel stack.
+        TIFF file holding one 3D (z, y, x) stack, or a multichannel stack
+        (ImageJ/OME axes with ``C``, or RGB samples) together with `channel`.
+    channel : int, optional
+        0-based channel to take from a multichannel file.
 
     Returns
     -------
     image : numpy.ndarray
-        The stack.
+        The 3D stack.
     voxel_size_um : tuple of 3 float or None
         Voxel size (z, y, x) from the file's metadata, None when it has none.
 
     Raises
     ------
     StackError
-        If the file is missing, not a readable TIFF, or not a 3D stack.
+        If the file is missing, not a readable TIFF, not a 3D stack, holds
+        several channels and `channel` does not pick one, or holds NaN or
+        infinite values. The message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise StackError(f"{path}: file not found")
+    complaints = _TiffComplaints()
+    logging.getLogger("tifffile").addHandler(complaints)
     try:
         with tifffile.TiffFile(path) as tif:
+            _check_complete(tif)
             image = tif.asarray()
+            axes = tif.series[0].axes
             voxel_size = _imagej_voxel_size(tif) or _ome_voxel_size(tif)
-    except (tifffile.TiffFileError, ValueError, OSError) as error:
-        raise StackError(f"{path}: not a readable TIFF stack ({error})") from error
+    except StackError as error:
+        raise StackError(f"{path}: truncated or corrupt TIFF ({error})") from None
+    except Exception as error:  # tifffile raises many types on broken files
+        raise StackError(
+            f"{path}: not a readable TIFF stack ({type(error).__name__}: {error})"
+        ) from error
+    finally:
+        logging.getLogger("tifffile").removeHandler(complaints)
+    if complaints.messages:
+        raise StackError(
+            f"{path}: truncated or corrupt TIFF ({'; '.join(complaints.messages)})"
+        )
+    if image.ndim > 3 or channel is not None:
+        image = _pick_channel(path, image, axes, channel)
     if image.ndim != 3:
         raise StackError(
             f"{path}: expected one 3D single-channel stack (z, y, x), "
-            f"found an array of shape {image.shape}"
+            f"found an array of shape {image.shape} (axes {axes})"
         )
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        nan, inf = int(np.isnan(image).sum()), int(np.isinf(image).sum())
+        raise StackError(
+            f"{path}: holds {nan} NaN and {inf} infinite voxels; expected finite "
+            "intensities (replace them, e.g. with 0, before segmenting)"
+        )
+    if image.dtype.kind not in "uif":
+        raise StackError(f"{path}: unsupported pixel type {image.dtype}")
     return image, voxel_size

@@ -8,6 +8,7 @@ import re
 import pandas as pd
 from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The stage library lives in src/. This process imports it for code fingerprints;
@@ -26,8 +27,11 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 def load_samples(path):
     """Read and validate the sample sheet; one row per sample, indexed by name."""
-    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#").dropna(how="all")
-    for column in ("voxel_size_z", "voxel_size_y", "voxel_size_x"):
+    # Only empty cells are missing: a sample may be called "NA" or "nan".
+    sheet = pd.read_csv(
+        path, sep="\t", dtype=str, comment="#", keep_default_na=False, na_values=[""]
+    ).dropna(how="all")
+    for column in ("voxel_size_z", "voxel_size_y", "voxel_size_x", "channel"):
         if column in sheet:
             values = pd.to_numeric(sheet[column], errors="coerce")
             bad = sheet[column].notna() & values.isna()
@@ -35,7 +39,7 @@ def load_samples(path):
                 row = bad.idxmax()
                 raise ValueError(
                     f"{path}: row {row + 2} (sample {sheet.at[row, 'sample']!r}), "
-                    f"column {column}: {sheet.at[row, column]!r} is not a number (µm)"
+                    f"column {column}: {sheet.at[row, column]!r} is not a number"
                 )
             sheet[column] = values
     try:
@@ -54,6 +58,16 @@ def load_samples(path):
     repeated = sheet["sample"][sheet["sample"].duplicated()].unique().tolist()
     if repeated:
         raise ValueError(f"{path}: sample names must be unique; repeated: {repeated}")
+    missing = [
+        p
+        for p in sheet["image"]
+        if not (os.path.exists(p) or p.startswith("resources/demo/"))
+    ]
+    if missing:
+        logger.warning(
+            f"{path}: {len(missing)} image file(s) not found, their stacks will "
+            f"fail: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
     return sheet.set_index("sample", drop=False)
 
 
@@ -79,8 +93,27 @@ def benchmark_path(stage):
     return f"{RESULTS}/benchmarks/{stage}/{{sample}}.tsv"
 
 
-def image_of(wildcards):
+def image_path(wildcards):
     return samples.at[wildcards.sample, "image"]
+
+
+def image_of(wildcards):
+    """The stack as the resample job's input; none where the file is missing.
+
+    A missing file must fail its own stack's job (with a message naming it), not
+    the whole run, so it is not declared as an input. Demo stacks are inputs even
+    before they exist: rule demo_stack makes them.
+    """
+    path = image_path(wildcards)
+    if os.path.exists(path) or path.startswith("resources/demo/"):
+        return path
+    return []
+
+
+def channel_of(wildcards):
+    """0-based channel of a multichannel file (sheet column `channel`), or None."""
+    value = samples.loc[wildcards.sample].get("channel")
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def sheet_voxel_size(wildcards):

@@ -13,6 +13,8 @@ rule resample:
     resources:
         **STAGE_RESOURCES,
     params:
+        image=image_path,
+        channel=channel_of,
         target_voxel_size_um=config["resample"]["target_voxel_size_um"],
         voxel_size_um=sheet_voxel_size,
         default_voxel_size_um=config["default_voxel_size_um"],
