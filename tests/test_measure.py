@@ -74,3 +74,31 @@ def test_collect_keeps_every_row_and_names_samples():
     assert rows["sample"].tolist() == ["a", "a", "c", "c"]
     assert rows.columns[0] == "sample"
     assert summary.set_index("sample")["nuclei"].to_dict() == {"a": 2, "b": 0, "c": 2}
+
+
+def test_same_table_as_clesperantos_statistics(opencl_device, tiny_stack):
+    """The NumPy measurement equals cle.statistics_of_labelled_pixels."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.pipeline import run_pipeline
+
+    result = run_pipeline(tiny_stack[0], (1.0, 0.202, 0.202))
+    labels, intensity = result["labels"], result["resampled"]
+    ours = measure_nuclei(labels, intensity, (1.0, 1.0, 1.0)).set_index("label")
+    theirs = pd.DataFrame(cle.statistics_of_labelled_pixels(intensity, labels))
+    theirs = theirs[theirs["area"] > 0].set_index("label")
+    assert ours.index.tolist() == theirs.index.tolist() and len(ours) > 3
+    pairs = {
+        "voxel_count": "area",
+        "centroid_z_um": "centroid_z",
+        "centroid_x_um": "centroid_x",
+        "bbox_min_y_um": "bbox_min_y",
+        "mean_intensity": "mean_intensity",
+        "min_intensity": "min_intensity",
+        "max_intensity": "max_intensity",
+        "std_intensity": "standard_deviation_intensity",
+        "sum_intensity": "sum_intensity",
+    }
+    for mine, cles in pairs.items():
+        np.testing.assert_allclose(ours[mine], theirs[cles], rtol=1e-4, err_msg=mine)
+    np.testing.assert_allclose(ours["bbox_max_z_um"], theirs["bbox_max_z"] + 1)

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.workflow
 
 SAMPLES = ("stack_a", "stack_b")
 STAGES = ("resample", "equalize", "background", "segment", "overlay", "measure")
+GPU_STAGES = STAGES[:5]  # measure runs on the CPU
 PER_STACK_FILES = (
     "resampled.tif",
     "equalized.tif",
@@ -108,7 +109,7 @@ def test_labels_and_tables_agree(finished_run):
 
 def test_logs_name_the_opencl_device(finished_run):
     _, workdir = finished_run
-    for stage in STAGES:
+    for stage in GPU_STAGES:
         text = (workdir / "results/logs" / stage / "stack_a.log").read_text()
         assert "OpenCL device" in text, stage
 

@@ -307,8 +307,8 @@ def select_device(pattern="", *, lock_dir=None):
     -------
     DeviceChoice
     """
-    import pyclesperanto_prototype as cle
     import pyopencl as cl
+    from pyclesperanto_prototype._tier0._device import Device, _current_device
 
     devices = _opencl_devices()
     chosen = choose_device(
@@ -317,8 +317,12 @@ def select_device(pattern="", *, lock_dir=None):
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         claim=partial(claim_free_device, lock_dir) if lock_dir else None,
     )
-    target = devices[chosen.index].int_ptr
-    cle.select_device(score_key=lambda d: d.int_ptr == target)
+    # Set pyclesperanto's current device directly: cle.select_device first imports
+    # cupy to probe its experimental CUDA backend, which costs seconds per job on
+    # nodes that have cupy, and initialises CUDA for nothing.
+    device = devices[chosen.index]
+    context = cl.Context(devices=[device])
+    _current_device._instance = Device(device, context, cl.CommandQueue(context))
     log.info(
         "OpenCL device %d: %s on %s (%s)",
         chosen.index,

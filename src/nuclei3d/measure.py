@@ -39,8 +39,26 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def _per_label(labels, intensity):
+    """Group foreground voxels by label: ids, group starts, positions, values."""
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    order = np.argsort(flat[where], kind="stable")
+    where = where[order]
+    sorted_labels = flat[where]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    values = intensity.ravel()[where].astype(np.float64)
+    return sorted_labels[starts], starts, where, values
+
+
 def measure_nuclei(labels, intensity, voxel_size_um):
-    """Measure every labelled nucleus (``cle.statistics_of_labelled_pixels``).
+    """Measure every labelled nucleus.
+
+    Voxels are grouped by label once (foreground only, one sort) and every
+    statistic is a NumPy ``reduceat`` over the groups: a few milliseconds for a
+    demo stack on the host, where ``cle.statistics_of_labelled_pixels`` takes
+    60-70 ms even on an H200 (two Python loops of one kernel launch per z slice).
+    ``tests/test_measure.py`` checks both give the same table.
 
     Parameters
     ----------
@@ -54,13 +72,13 @@ def measure_nuclei(labels, intensity, voxel_size_um):
     Returns
     -------
     pandas.DataFrame
-        One row per nucleus, columns :data:`COLUMNS`. Positions are in µm in
-        napari's convention (voxel ``i`` at ``i * voxel_size``); the bounding box
-        maximum is exclusive, as in scikit-image's ``regionprops``. An image
-        without nuclei gives an empty table with the same columns.
+        One row per nucleus, columns :data:`COLUMNS`, sorted by label.
+        Positions are in µm in napari's convention (voxel ``i`` at
+        ``i * voxel_size``); the bounding box maximum is exclusive, as in
+        scikit-image's ``regionprops``. The standard deviation is the population
+        one (ddof 0). An image without nuclei gives an empty table with the same
+        columns.
     """
-    import pyclesperanto_prototype as cle
-
     labels = np.asarray(labels)
     intensity = np.asarray(intensity)
     if labels.shape != intensity.shape or labels.ndim != 3:
@@ -69,31 +87,34 @@ def measure_nuclei(labels, intensity, voxel_size_um):
             f"{intensity.shape}) must be 3D stacks of the same shape"
         )
     if not labels.any():
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in COLUMNS}).astype(
-            {"label": int, "voxel_count": int}
-        )
-    stats = cle.statistics_of_labelled_pixels(intensity, labels)
-    present = np.asarray(stats["area"]) > 0
-    vz, vy, vx = (float(v) for v in voxel_size_um)
-    table = {"label": np.asarray(stats["label"])[present].astype(int)}
-    for axis, size in (("z", vz), ("y", vy), ("x", vx)):
-        get = lambda key: np.asarray(stats[key], dtype=float)[present]  # noqa: E731
-        table[f"centroid_{axis}_um"] = get(f"centroid_{axis}") * size
-        table[f"bbox_min_{axis}_um"] = get(f"bbox_min_{axis}") * size
-        table[f"bbox_max_{axis}_um"] = (get(f"bbox_max_{axis}") + 1) * size
-    count = np.asarray(stats["area"])[present].astype(int)
-    volume = count * vz * vy * vx
-    table["voxel_count"] = count
-    table["volume_um3"] = volume
-    table["equivalent_diameter_um"] = np.cbrt(6 * volume / np.pi)
-    for ours, theirs in (
-        ("mean_intensity", "mean_intensity"),
-        ("min_intensity", "min_intensity"),
-        ("max_intensity", "max_intensity"),
-        ("std_intensity", "standard_deviation_intensity"),
-        ("sum_intensity", "sum_intensity"),
+        empty = pd.DataFrame({name: pd.Series(dtype=float) for name in COLUMNS})
+        return empty.astype({"label": np.int64, "voxel_count": np.int64})
+    ids, starts, where, values = _per_label(labels, intensity)
+    count = np.diff(np.r_[starts, where.size])
+    table = {"label": ids.astype(np.int64)}
+    voxel = [float(v) for v in voxel_size_um]
+    for axis, size, position in zip(
+        "zyx", voxel, np.unravel_index(where, labels.shape), strict=True
     ):
-        table[ours] = np.asarray(stats[theirs], dtype=float)[present]
+        table[f"centroid_{axis}_um"] = np.add.reduceat(position, starts) / count * size
+        table[f"bbox_min_{axis}_um"] = np.minimum.reduceat(position, starts) * size
+        table[f"bbox_max_{axis}_um"] = (
+            np.maximum.reduceat(position, starts) + 1
+        ) * size
+    volume = count * np.prod(voxel)
+    total = np.add.reduceat(values, starts)
+    mean = total / count
+    deviation = values - np.repeat(mean, count)
+    table.update(
+        voxel_count=count.astype(np.int64),
+        volume_um3=volume,
+        equivalent_diameter_um=np.cbrt(6 * volume / np.pi),
+        mean_intensity=mean,
+        min_intensity=np.minimum.reduceat(values, starts),
+        max_intensity=np.maximum.reduceat(values, starts),
+        std_intensity=np.sqrt(np.add.reduceat(deviation**2, starts) / count),
+        sum_intensity=total,
+    )
     return pd.DataFrame(table, columns=COLUMNS)
 
 

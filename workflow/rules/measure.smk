@@ -1,5 +1,5 @@
 rule measure:
-    """Per-nucleus statistics of one stack (positions and sizes in µm)."""
+    """Per-nucleus statistics of one stack (positions and sizes in µm), on the CPU."""
     input:
         labels=result("labels.tif"),
         intensity=result("resampled.tif"),
