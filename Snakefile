@@ -17,6 +17,9 @@ include: "workflow/rules/background.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/overlay.smk"
 include: "workflow/rules/measure.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/plots.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:
@@ -24,3 +27,12 @@ rule all:
         expand(result("overlay"), sample=samples.index),
         f"{RESULTS}/label_statistics.csv",
         f"{RESULTS}/summary.csv",
+        f"{RESULTS}/plots/intensity_vs_depth.png",
+        [f"{RESULTS}/validation.csv"] if ANNOTATED else [],
+
+
+rule sweep:
+    """Target of the parameter sweep: `snakemake --cores N sweep`."""
+    input:
+        f"{SWEEP}/ranking.csv",
+        f"{SWEEP}/best_parameters.yaml",

@@ -120,3 +120,14 @@ def copy_workflow(destination):
         else:
             shutil.copy2(source, destination / name)
     return destination
+
+
+def job_counts(workdir, *args):
+    """Jobs per rule of a dry run, from Snakemake's "Job stats" table."""
+    process = run_snakemake(workdir, "--dry-run", *args)
+    table = (process.stdout + process.stderr).split("Job stats:")[1].split("\n\n")[0]
+    return {
+        rule: int(count)
+        for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)
+        if rule != "total"
+    }

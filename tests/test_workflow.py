@@ -36,6 +36,7 @@ PER_STACK_FILES = (
     "background.tif",
     "labels.tif",
     "statistics.csv",
+    "validation.csv",
 )
 
 
@@ -43,8 +44,21 @@ def jobs_for(rules, samples=SAMPLES):
     return {(rule, sample) for rule in rules for sample in samples}
 
 
-# Jobs that any change of per-stack results reruns besides the stages themselves.
-RUN_WIDE = {("collect_statistics", ""), ("all", "")}
+def expected_reruns(reruns, samples=SAMPLES):
+    """The jobs a change to the first of `reruns` plans: those stages per stack,
+    and what is built on them (depth profiles, validation, run tables, plots)."""
+    expected = jobs_for(reruns, samples) | {("all", "")}
+    if "equalize" in reruns:
+        expected |= jobs_for(["depth_profile"], samples)
+    if "measure" in reruns:
+        expected |= {("collect_statistics", "")}
+    if {"measure", "depth_profile"} & {rule for rule, _ in expected}:
+        expected |= {("plot_run", "")}
+    if "validate" in reruns:
+        expected |= {("collect_validation", "")}
+    if "segment" in reruns:
+        expected |= jobs_for(["validate"], samples) | {("collect_validation", "")}
+    return expected
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +161,7 @@ def test_parameter_change_reruns_only_that_stage_and_downstream(
     jobs = planned_jobs(
         workdir, "--configfile", str(config), snakefile=workflow / "Snakefile"
     )
-    expected = jobs_for(reruns) | {("all", "")}
-    if "measure" in reruns:
-        expected |= {("collect_statistics", "")}
-    assert jobs == expected
+    assert jobs == expected_reruns(reruns)
 
 
 def test_device_choice_reruns_nothing(finished_run, tmp_path):
@@ -174,6 +185,8 @@ def test_device_choice_reruns_nothing(finished_run, tmp_path):
         ("segment", STAGES[3:]),
         ("overlay", ("overlay",)),
         ("measure", ("measure",)),
+        ("validate", ("validate",)),
+        ("plots", ("depth_profile",)),
     ],
 )
 def test_library_change_reruns_that_stage_and_downstream(finished_run, module, reruns):
@@ -185,10 +198,7 @@ def test_library_change_reruns_that_stage_and_downstream(finished_run, module, r
         jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
     finally:
         source.write_text(original)
-    expected = jobs_for(reruns) | {("all", "")}
-    if "measure" in reruns:
-        expected |= {("collect_statistics", "")}
-    assert jobs == expected
+    assert jobs == expected_reruns(reruns)
 
 
 def test_adding_a_stack_runs_only_its_jobs(finished_run):
@@ -198,11 +208,7 @@ def test_adding_a_stack_runs_only_its_jobs(finished_run):
         jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
     finally:
         write_sheet(workdir, SAMPLES)
-    assert jobs == jobs_for(STAGES, ["stack_c"]) | {
-        ("demo_stack", "stack_c"),
-        ("collect_statistics", ""),
-        ("all", ""),
-    }
+    assert jobs == expected_reruns(STAGES, ["stack_c"]) | {("demo_stack", "stack_c")}
 
 
 def test_demo_config_plans_the_three_seed_sized_stacks(tmp_path):
@@ -287,3 +293,12 @@ def test_lint_and_format_are_clean():
             [str(tool), *command[1:]], cwd=REPO, capture_output=True, text=True
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_validation_scores_every_annotated_stack(finished_run):
+    _, workdir = finished_run
+    table = pd.read_csv(workdir / "results/validation.csv")
+    assert table["sample"].tolist() == list(SAMPLES)
+    assert table["f1_iou50"].between(0, 1).all()
+    assert (table["f1_iou75"] <= table["f1_iou50"]).all()
+    assert (table["n_true"] > 0).all()

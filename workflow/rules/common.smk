@@ -9,7 +9,7 @@ import pandas as pd
 from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import validate
+from snakemake.utils import Paramspace, validate
 
 # The stage library lives in src/. This process imports it for code fingerprints;
 # jobs (scripts, in conda envs, on cluster nodes, which parse this file again)
@@ -21,6 +21,7 @@ os.environ.update(
 )
 
 from nuclei3d.fingerprint import code_fingerprint
+from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -72,6 +73,12 @@ def load_samples(path):
 
 
 samples = load_samples(config["samples"])
+# Stacks with ground truth: validated, and the ones a parameter sweep scores.
+ANNOTATED = (
+    samples.index[samples["ground_truth"].notna()].tolist()
+    if "ground_truth" in samples
+    else []
+)
 RESULTS = config["results"]
 STAGE_RESOURCES = {"gpu": 1}
 
@@ -110,6 +117,10 @@ def image_of(wildcards):
     return []
 
 
+def ground_truth_of(wildcards):
+    return samples.at[wildcards.sample, "ground_truth"]
+
+
 def channel_of(wildcards):
     """0-based channel of a multichannel file (sheet column `channel`), or None."""
     value = samples.loc[wildcards.sample].get("channel")
@@ -123,3 +134,28 @@ def sheet_voxel_size(wildcards):
     if any(v is None or pd.isna(v) for v in values):
         return None
     return [float(v) for v in values]
+
+
+# Parameter sweep (rules in sweep.smk): the combinations and, per stage, the
+# Paramspace of the parameters up to that stage, which names its folders.
+SWEEP = f"{RESULTS}/sweep"
+COMBINATIONS = sweep_combinations(config)
+SWEPT_COLUMNS = [column for _, _, column in SWEPT]
+
+
+def stage_space(stages):
+    """Paramspace of the first `stages` swept parameters."""
+    columns = SWEPT_COLUMNS[:stages]
+    return Paramspace(COMBINATIONS[columns].drop_duplicates())
+
+
+RESAMPLED, EQUALIZED, BACKGROUND = stage_space(1), stage_space(2), stage_space(3)
+LABELLED = stage_space(5)
+
+
+def swept(space, name):
+    return f"{SWEEP}/{space.wildcard_pattern}/{{sample}}/{name}"
+
+
+def sweep_log(space, stage):
+    return f"{SWEEP}/{space.wildcard_pattern}/logs/{stage}/{{sample}}.log"

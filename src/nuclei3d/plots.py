@@ -1,0 +1,91 @@
+"""Figures of a run for the Snakemake report (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["depth_profile", "plot_depth_profiles", "plot_nuclei", "plot_volumes"]
+
+
+def depth_profile(resampled, equalized):
+    """Mean intensity of every z slice before and after equalization.
+
+    Parameters
+    ----------
+    resampled, equalized : numpy.ndarray
+        3D stacks (z, y, x) of the same shape.
+
+    Returns
+    -------
+    dict
+        ``z`` (slice index), ``mean_resampled`` and ``mean_equalized`` arrays.
+
+    Examples
+    --------
+    >>> stack = np.arange(8.0).reshape(2, 2, 2)
+    >>> depth_profile(stack, stack)["mean_resampled"].tolist()
+    [1.5, 5.5]
+    """
+    resampled, equalized = np.asarray(resampled), np.asarray(equalized)
+    if resampled.shape != equalized.shape or resampled.ndim != 3:
+        raise ValueError(
+            f"`resampled` (shape {resampled.shape}) and `equalized` (shape "
+            f"{equalized.shape}) must be 3D stacks of the same shape"
+        )
+    return {
+        "z": np.arange(resampled.shape[0]),
+        "mean_resampled": resampled.mean(axis=(1, 2)),
+        "mean_equalized": equalized.mean(axis=(1, 2)),
+    }
+
+
+def _figure(width=6.0, height=3.5, columns=1):
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no state
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots(1, columns, sharey=True)
+
+
+def plot_nuclei(summary):
+    """Bar chart of nuclei per stack, from the run's ``summary.csv`` table."""
+    figure, axes = _figure(max(4.0, 0.4 * len(summary)), 3.5)
+    axes.bar(summary["sample"], summary["nuclei"], color="tab:blue")
+    axes.set_ylabel("nuclei")
+    axes.set_title("Nuclei per stack")
+    axes.tick_params(axis="x", rotation=90)
+    return figure
+
+
+def plot_volumes(label_statistics):
+    """Histogram of nucleus volumes (µm³), one outline per stack."""
+    figure, axes = _figure()
+    volumes = label_statistics["volume_um3"]
+    bins = np.histogram_bin_edges(volumes, bins=30) if len(volumes) else 10
+    for sample, rows in label_statistics.groupby("sample", sort=False):
+        axes.hist(rows["volume_um3"], bins=bins, histtype="step", label=sample)
+    axes.set_xlabel("volume (µm³)")
+    axes.set_ylabel("nuclei")
+    axes.set_title("Volume distribution")
+    if label_statistics["sample"].nunique() <= 12:
+        axes.legend(fontsize="small")
+    return figure
+
+
+def plot_depth_profiles(profiles):
+    """Slice mean intensity against depth, before and after equalization.
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        Columns ``sample``, ``z``, ``mean_resampled``, ``mean_equalized``.
+    """
+    figure, (before, after) = _figure(9.0, 3.5, columns=2)
+    for sample, rows in profiles.groupby("sample", sort=False):
+        before.plot(rows["z"], rows["mean_resampled"], label=sample)
+        after.plot(rows["z"], rows["mean_equalized"], label=sample)
+    before.set_title("before equalization")
+    after.set_title("after equalization")
+    for axes in (before, after):
+        axes.set_xlabel("z (slice of the resampled stack)")
+    before.set_ylabel("mean intensity")
+    return figure

@@ -1,0 +1,68 @@
+"""`snakemake --report` builds one HTML page that renders in headless Chromium."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import make_workdir, run_snakemake
+
+pytestmark = pytest.mark.workflow
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def visible_text(dom):
+    body = re.sub(r"<script.*?</script>", " ", dom, flags=re.DOTALL)
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def rendered_text(html, profile):
+    """Visible text of `html` after its JavaScript ran in headless Chromium."""
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed")
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return visible_text(dom)
+
+
+def test_report_has_every_section(tmp_path):
+    workdir = make_workdir(
+        tmp_path / "run",
+        ("stack_a", "stack_b"),
+        sweep={"segment": {"spot_sigma_um": [2.0, 3.0], "outline_sigma_um": [1.0]}},
+    )
+    run_snakemake(workdir, "all", "sweep")
+    report = workdir / "report.html"
+    run_snakemake(workdir, "--report", str(report), "all", "sweep")
+    text = rendered_text(report, tmp_path / "chromium")
+    static = visible_text(report.read_text())
+    for section in ("Overlays", "Statistics", "Validation", "Parameter sweep"):
+        assert section in text, section
+        assert section not in static  # rendered by the page's script

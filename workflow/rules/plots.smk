@@ -1,0 +1,51 @@
+rule depth_profile:
+    """Mean intensity per z slice of a stack, before and after equalization."""
+    input:
+        resampled=result("resampled.tif"),
+        equalized=result("equalized.tif"),
+    output:
+        result("depth_profile.csv"),
+    log:
+        log_path("depth_profile"),
+    benchmark:
+        benchmark_path("depth_profile")
+    conda:
+        "../../envs/nuclei3d.yaml"
+    params:
+        code=code_fingerprint("plots", "io"),
+    script:
+        "../../scripts/depth_profile.py"
+
+
+rule plot_run:
+    """Figures of the run: nuclei per stack, volumes, intensity against depth."""
+    input:
+        summary=f"{RESULTS}/summary.csv",
+        statistics=f"{RESULTS}/label_statistics.csv",
+        profiles=expand(result("depth_profile.csv"), sample=samples.index),
+    output:
+        nuclei=report(
+            f"{RESULTS}/plots/nuclei_per_stack.png",
+            caption="../report/nuclei_per_stack.rst",
+            category="Statistics",
+        ),
+        volumes=report(
+            f"{RESULTS}/plots/volume_distribution.png",
+            caption="../report/volume_distribution.rst",
+            category="Statistics",
+        ),
+        depth=report(
+            f"{RESULTS}/plots/intensity_vs_depth.png",
+            caption="../report/intensity_vs_depth.rst",
+            category="Statistics",
+        ),
+    log:
+        f"{RESULTS}/logs/plot_run.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_run.tsv"
+    conda:
+        "../../envs/nuclei3d.yaml"
+    params:
+        code=code_fingerprint("plots"),
+    script:
+        "../../scripts/plot_run.py"
