@@ -18,7 +18,8 @@ demo: $(BIN)/activate
 	@echo "Results in results/: label_statistics.csv, summary.csv, <sample>/"
 
 report: demo
-	$(BIN)/snakemake --report report.html
+	$(BIN)/snakemake --cores $(CORES) all sweep
+	$(BIN)/snakemake --report report.html all sweep
 
 test: $(BIN)/activate
 	$(BIN)/pytest

@@ -25,6 +25,9 @@ log.info(
     target,
 )
 check_current_device_memory(path, image.shape, buffers=2)
-resampled = resample_isotropic(image, voxel_size, target_voxel_size_um=target)
+try:
+    resampled = resample_isotropic(image, voxel_size, target_voxel_size_um=target)
+except ValueError as error:
+    raise ValueError(f"{path}: {error}") from error
 log.info("resampled to %s", resampled.shape)
 io.write_stack(snakemake.output[0], resampled, (target,) * 3)

@@ -69,7 +69,11 @@ def write_inputs(folder):
     add("no_voxel_size", plain, "no_size.tif: voxel size unknown")
     tiny = folder / "tiny.tif"
     io.write_stack(tiny, image[:2, :4, :4], (0.2, 0.2, 0.2))
-    add("smaller_than_voxel", tiny, "larger than the stack's extent")
+    add(
+        "smaller_than_voxel",
+        tiny,
+        "tiny.tif: `target_voxel_size_um` (1.0 µm) is larger",
+    )
     return rows, errors
 
 
