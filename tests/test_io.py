@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -199,3 +201,16 @@ def test_nan_and_inf_are_counted(tmp_path):
     io.write_stack(path, image, (1, 1, 1))
     with pytest.raises(io.StackError, match=r"bad\.tif: holds 2 NaN and 1 infinite"):
         io.read_stack(path)
+
+
+def test_written_files_and_folders_follow_the_umask(tmp_path):
+    """Results on a shared cluster must be readable as any other file is."""
+    old = os.umask(0o022)
+    try:
+        io.write_stack(tmp_path / "s.tif", np.zeros((2, 2, 2), np.uint8), (1, 1, 1))
+        with io.atomic_directory(tmp_path / "pictures") as folder:
+            (folder / "a.png").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s.tif").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "pictures").stat().st_mode & 0o777 == 0o755

@@ -52,6 +52,13 @@ class StackError(ValueError):
     """An input stack that the workflow cannot process, with the reason."""
 
 
+def _umask():
+    """The process' umask (reading it means setting it, so set it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to `path`; move it onto `path` on success.
@@ -88,6 +95,7 @@ def atomic_path(path):
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -114,6 +122,7 @@ def atomic_directory(path):
     )
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
         if path.is_dir():
             path.rmdir()
         os.replace(tmp, path)
