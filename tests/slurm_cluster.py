@@ -4,14 +4,17 @@ Everything lives in one fresh folder: its own MUNGE key and socket, its own
 ``slurm.conf``/``gres.conf``, state, spool, pid and log files, and free TCP ports,
 so nothing depends on (or touches) ``/etc/slurm``, ``/etc/munge`` or a cluster
 that may already run on the machine. Every SLURM command reads the config named
-by ``SLURM_CONF``: run them with :attr:`SlurmCluster.env` (or an environment that
-carries ``SLURM_CONF``), which is also what jobs inherit through ``sbatch``.
+by ``SLURM_CONF``: run them with :attr:`SlurmCluster.env`, which also puts
+wrappers of the client commands that set it first in ``PATH`` (jobs inherit both
+through ``sbatch``; see :meth:`SlurmCluster._write_wrappers` for why).
 
-The node has the machine's CPUs, a fixed amount of (bookkeeping only) memory and
-two stand-in GPUs (``/dev/null`` and ``/dev/zero``: SLURM only needs device files
-to hand out, and sets ``CUDA_VISIBLE_DEVICES`` to the index of the one a job got).
-Finished jobs stay visible for ``MinJobAge`` (10 min), so ``squeue``/``scontrol``
-can count and inspect every submission.
+The node has the machine's CPUs (at least 4) and a fixed amount of memory (both
+bookkeeping only: nothing is enforced without cgroups), partitions ``cpu``
+(default) and ``gpu``, and two stand-in GPUs (``/dev/null`` and ``/dev/zero``:
+SLURM only needs device files to hand out, and sets ``CUDA_VISIBLE_DEVICES`` to
+the index of the one a job got). A prolog records each job's GPUs as it starts
+(:meth:`SlurmCluster.jobs`), and finished jobs stay listed for ``MinJobAge``
+(10 min), so ``squeue``/``scontrol`` can count and inspect every submission.
 
 Usage::
 
@@ -37,20 +40,25 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["DAEMONS", "SlurmCluster", "missing_programs"]
+__all__ = ["CLIENTS", "REQUIRED", "SlurmCluster", "missing_programs"]
 
 # Programs the cluster needs (daemons live in sbin, which a user's PATH may lack).
-DAEMONS = ("munged", "slurmctld", "slurmd", "sinfo", "sbatch", "squeue", "scontrol")
+REQUIRED = ("munged", "slurmctld", "slurmd", "sinfo", "sbatch", "srun", "scontrol")
+# Client commands wrapped so that they always read this cluster's slurm.conf.
+CLIENTS = ("sbatch", "srun", "squeue", "scontrol", "sinfo", "scancel", "sacct")
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 # Memory the node announces. Only bookkeeping (no cgroups: nothing is enforced);
 # fixed so that the profile's mem_mb requests fit on any CI machine.
 NODE_MEMORY_MB = 64000
 GPUS = ("/dev/null", "/dev/zero")
+# CPUs the node announces at least (more than a 2-core CI machine has: the test
+# jobs mostly wait, and GPU jobs should not keep CPU-only jobs from starting).
+MIN_CPUS = 4
 
 
 def missing_programs():
-    """Names of the programs in DAEMONS that are not installed."""
-    return [name for name in DAEMONS if not shutil.which(name, path=SEARCH_PATH)]
+    """Names of the programs in REQUIRED that are not installed."""
+    return [name for name in REQUIRED if not shutil.which(name, path=SEARCH_PATH)]
 
 
 def _program(name):
@@ -98,11 +106,14 @@ class SlurmCluster:
         A fresh (or empty) folder for every file of the cluster.
     partitions : sequence of str
         Partition names, all on the one node; the first is the default.
+    gpu_type : str, optional
+        A GPU model name (``Gres=gpu:<type>:2``), for ``--gpus=<type>:1``.
     """
 
-    def __init__(self, root, partitions=("cpu", "gpu")):
+    def __init__(self, root, partitions=("cpu", "gpu"), gpu_type=None):
         self.root = Path(root).resolve()
         self.partitions = tuple(partitions)
+        self.gpu_type = gpu_type
         self.node = socket.gethostname().split(".")[0]  # `hostname -s`
         self.conf = self.root / "slurm.conf"
         self.prolog = self.root / "prolog.sh"
@@ -120,8 +131,13 @@ class SlurmCluster:
             munge_dir = Path(tempfile.mkdtemp(prefix="munge-"))
         self.munge_dir = munge_dir
         self.munge_socket = munge_dir / "munge.socket"
-        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
-        self.env["PATH"] = SEARCH_PATH
+        # Client commands that always talk to this cluster (see _write_wrappers).
+        self.bin_dir = self.root / "bin"
+        self.env = {
+            **os.environ,
+            "SLURM_CONF": str(self.conf),
+            "PATH": os.pathsep.join([str(self.bin_dir), SEARCH_PATH]),
+        }
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -144,6 +160,7 @@ class SlurmCluster:
             (self.root / name).mkdir(exist_ok=True)
         self._start_munge()
         self._write_configs()
+        self._write_wrappers()
         self._run(_program("slurmctld"), "-f", str(self.conf))
         self._run(_program("slurmd"), "-f", str(self.conf), "-N", self.node)
         self.wait_until_idle(timeout)
@@ -152,12 +169,12 @@ class SlurmCluster:
         """Cancel all jobs, stop the daemons by pid file (TERM, then KILL)."""
         if self.pid_files["slurmctld"].exists():
             with contextlib.suppress(Exception):
-                subprocess.run(
-                    ["scancel", "--user", getpass.getuser()],
-                    env=self.env,
-                    capture_output=True,
-                    timeout=10,
-                )
+                self.command("scancel", "--user", getpass.getuser(), timeout=10)
+                deadline = time.monotonic() + timeout
+                while self.command("squeue", "--noheader", "--states=R,CG,S") and (
+                    time.monotonic() < deadline
+                ):
+                    time.sleep(0.5)
         for name in ("slurmd", "slurmctld", "munged"):
             pid_file = self.pid_files[name]
             try:
@@ -255,6 +272,14 @@ class SlurmCluster:
             allocations[job_id] = _indices(gpus) if gpus.strip() else []
         return allocations
 
+    def job_environment(self, job_id):
+        """The environment sbatch sent along with a batch job (kept in the state
+        folder while slurmctld lists the job)."""
+        for path in (self.root / "state").glob(f"hash.*/job.{job_id}/environment"):
+            entries = path.read_bytes().decode(errors="replace").split("\0")
+            return dict(e.split("=", 1) for e in entries if "=" in e)
+        raise FileNotFoundError(f"no saved environment of job {job_id}")
+
     def _daemon_alive(self, name):
         try:
             pid = int(self.pid_files[name].read_text().split()[0])
@@ -273,9 +298,15 @@ class SlurmCluster:
     # -- internals --------------------------------------------------------------
 
     def _run(self, *args):
-        subprocess.run(
-            list(args), env=self.env, check=True, capture_output=True, timeout=60
+        """Start a daemon (it forks into the background and writes a pid file)."""
+        process = subprocess.run(
+            list(args), env=self.env, capture_output=True, text=True, timeout=60
         )
+        if process.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({process.returncode}):\n"
+                f"{process.stdout}{process.stderr}\n{self.log_tail()}"
+            )
 
     def _start_munge(self):
         key = self.munge_dir / "munge.key"
@@ -294,11 +325,12 @@ class SlurmCluster:
     def _write_configs(self):
         user = getpass.getuser()
         ctld_port, slurmd_port = _free_ports(2)
-        cpus = os.cpu_count() or 1
+        cpus = max(os.cpu_count() or 1, MIN_CPUS)
         root = self.root
+        type_ = f" Type={self.gpu_type}" if self.gpu_type else ""
         gres = [
             "AutoDetect=off",
-            *(f"NodeName={self.node} Name=gpu File={device}" for device in GPUS),
+            *(f"NodeName={self.node} Name=gpu{type_} File={device}" for device in GPUS),
         ]
         partitions = [
             f"PartitionName={name} Nodes={self.node} MaxTime=INFINITE State=UP"
@@ -345,7 +377,9 @@ class SlurmCluster:
             "SlurmdParameters=config_overrides",
             "GresTypes=gpu",
             f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={cpus} "
-            f"RealMemory={NODE_MEMORY_MB} Gres=gpu:{len(GPUS)} State=UNKNOWN",
+            f"RealMemory={NODE_MEMORY_MB} "
+            f"Gres=gpu:{self.gpu_type + ':' if self.gpu_type else ''}{len(GPUS)} "
+            "State=UNKNOWN",
             *partitions,
         ]
         (root / "gres.conf").write_text("\n".join(gres) + "\n")
@@ -357,6 +391,27 @@ class SlurmCluster:
         )
         self.prolog.chmod(0o755)
         self.conf.write_text("\n".join(conf) + "\n")
+
+    def _write_wrappers(self):
+        """SLURM client commands in bin/ that set SLURM_CONF themselves.
+
+        SLURM_CONF in the environment is not enough: before its `srun` for each
+        job, snakemake-executor-plugin-slurm-jobstep (0.6.1) removes every
+        SLURM_* variable but a few job ids, SLURM_CONF included, so that srun
+        would look for /etc/slurm/slurm.conf (or DNS SRV records) and fail with
+        "Could not establish a configuration source". Jobs keep PATH, and with
+        bin/ first in it every command finds this cluster.
+        """
+        self.bin_dir.mkdir(exist_ok=True)
+        for name in CLIENTS:
+            real = shutil.which(name, path=SEARCH_PATH)
+            if real is None:
+                continue
+            wrapper = self.bin_dir / name
+            wrapper.write_text(
+                f"#!/bin/sh\nexport SLURM_CONF='{self.conf}'\nexec '{real}' \"$@\"\n"
+            )
+            wrapper.chmod(0o755)
 
 
 def _indices(text):

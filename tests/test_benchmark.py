@@ -1,0 +1,118 @@
+"""Smoke test of benchmarks/benchmark.py on two tiny stacks: it finishes and writes
+every section of its JSON. Times are only checked to be positive numbers: CI
+machines are too noisy for timed assertions."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+SECTIONS = (
+    "machine",
+    "settings",
+    "generation",
+    "seed",
+    "library",
+    "workflow",
+    "skimage",
+    "ratios",
+    "dry_run",
+)
+# Small enough for well under a minute on a 2-core CPU machine with PoCL. Only the
+# seed gets a cold start (an empty kernel cache: ~20 s of PoCL compilation); the
+# library shares the seed's filled cache.
+ARGS = (
+    "--stacks",
+    "2",
+    "--shape",
+    "30",
+    "150",
+    "150",
+    "--processes",
+    "2",
+    "--dry-run-scale",
+    "20",
+    "--cold",
+    "seed",
+)
+
+
+def positive(value):
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("benchmark")
+    out = root / "results.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "benchmark.py"),
+            *ARGS,
+            "--workdir",
+            str(root / "work"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "Ratios" in process.stdout
+    return json.loads(out.read_text())
+
+
+def test_writes_every_section(report):
+    for section in SECTIONS:
+        assert report.get(section), section
+    assert report["machine"]["cpu_count"] >= 1
+    assert report["settings"]["stacks"] == 2
+
+
+def test_in_process_runs_have_positive_times(report):
+    for name in ("seed", "library", "skimage"):
+        section = report[name]
+        for key in ("process_wall_s", "first_stack_s", "median_stack_s", "max_rss_mb"):
+            assert positive(section[key]), (name, key)
+        assert len(section["nuclei"]) == 2
+        steps = section["median_steps_s"]
+        assert {"read", "resample", "equalize", "background", "segment"} <= set(steps)
+        assert all(positive(v) for v in steps.values()), (name, steps)
+    seed = report["seed"]
+    assert positive(seed["cold"]["first_stack_s"])
+    assert "statistics" in seed["median_steps_s"]
+    assert report["library"]["cold"] is None  # --cold seed
+    assert report["library"]["device"]["name"]
+
+
+def test_workflow_ran_every_job(report):
+    workflow = report["workflow"]
+    assert positive(workflow["wall_s"])
+    stages = workflow["per_stage"]
+    assert workflow["jobs"] == sum(v["jobs"] for v in stages.values())
+    for stage in ("resample", "equalize", "background", "segment", "measure"):
+        assert stages[stage]["jobs"] == 2, stage  # one job per stack
+    assert stages["collect_statistics"]["jobs"] == 1
+    assert all(positive(v) for v in workflow["median_job_s"].values())
+    # Same library, same device: the workflow finds what the library finds.
+    assert workflow["nuclei"] == report["library"]["nuclei"]
+
+
+def test_ratios_and_dry_run(report):
+    for kind in ("end_to_end", "per_stack"):
+        values = report["ratios"][kind]
+        for key in ("workflow/seed", "skimage/seed", "library/seed"):
+            assert positive(values[key]), (kind, key)
+    (dry_run,) = report["dry_run"]
+    assert dry_run["stacks"] == 20
+    assert dry_run["jobs"] >= 20 * 6 + 2  # 6+ jobs per stack, run-wide ones
+    assert positive(dry_run["wall_s"]) and positive(dry_run["max_rss_mb"])
