@@ -96,6 +96,6 @@ def make_demo_stack(
     signal *= 1 + 0.15 * rng.standard_normal(shape)
     signal = ndimage.gaussian_filter(signal, sigma=(0.8, 1.5, 1.5))
     depth = np.arange(shape[0])[:, None, None] * spacing[0] / max(extent[0], 1e-9)
-    image = 190 * signal * np.exp(-1.2 * depth) + 8 + 30 * depth
-    image = image + rng.normal(0, 4, shape)
+    image = 220 * signal * np.exp(-1.5 * depth) + 3 + 3 * depth
+    image = image + rng.normal(0, 3, shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), labels
