@@ -385,3 +385,32 @@ def test_a_finished_run_has_nothing_left_to_do(runs, env):
         run.workdir, "--dry-run", "--profile", str(PROFILE), env=env
     )
     assert "Nothing to be done" in process.stdout + process.stderr
+
+
+def test_a_failing_job_is_retried_and_reported_with_its_log(cluster, env, tmp_path):
+    """A broken stack fails its SLURM job visibly: retried once (profile
+    `retries: 1`), then Snakemake's error names the job's log, which says why."""
+    workdir = make_workdir(tmp_path, ())
+    broken = tmp_path / "broken.tif"
+    broken.write_text("not an image\n")
+    (workdir / "config/samples.tsv").write_text(f"sample\timage\nbroken\t{broken}\n")
+    process = run_snakemake(
+        workdir,
+        "--profile",
+        str(PROFILE),
+        *SLURM_TEST_FLAGS,
+        "--until",
+        "resample",
+        check=False,
+        env=env,
+    )
+    output = process.stdout + process.stderr
+    assert process.returncode != 0
+    assert "Error in rule resample" in output or "Error in group gpu_stages" in output
+    log = workdir / "results/logs/resample/broken.log"
+    assert str(log.relative_to(workdir)) in output
+    assert "broken.tif: not a readable TIFF stack" in log.read_text()
+    run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
+    attempts = [j for j in cluster.jobs() if j["JobName"] == run_id]
+    assert len(attempts) == 2, [j["JobState"] for j in attempts]  # first try + retry
+    assert not (workdir / "results/broken").exists()
