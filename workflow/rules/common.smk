@@ -1,9 +1,8 @@
 # Sample sheet, config validation, paths and input functions shared by all rules.
 import os
+import re
 import sys
 from pathlib import Path
-
-import re
 
 import pandas as pd
 from jsonschema import ValidationError
