@@ -1,6 +1,7 @@
 """The workflow end to end on tiny demo stacks: outputs, metadata, reruns, errors."""
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-import yaml
 
 from nuclei3d import io
 from nuclei3d.measure import COLUMNS, SUMMARY_COLUMNS
@@ -135,11 +135,10 @@ def test_nothing_to_do_after_a_run(finished_run):
 
 def changed_config(workdir, tmp_path, section, key, value):
     """A copy of the run's config with one value changed, for --configfile."""
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    config[section][key] = value
-    path = tmp_path / "changed.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    (tmp_path / "config").mkdir()
+    shutil.copy(workdir / "config/config.yaml", tmp_path / "config")
+    edit_config(tmp_path, section, key, value)
+    return tmp_path / "config/config.yaml"
 
 
 @pytest.mark.parametrize(
@@ -166,12 +165,9 @@ def test_parameter_change_reruns_only_that_stage_and_downstream(
 
 def test_device_choice_reruns_nothing(finished_run, tmp_path):
     workflow, workdir = finished_run
-    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
-    config["device"] = "pthread"
-    path = tmp_path / "device.yaml"
-    path.write_text(yaml.safe_dump(config))
+    config = changed_config(workdir, tmp_path, None, "device", "pthread")
     jobs = planned_jobs(
-        workdir, "--configfile", str(path), snakefile=workflow / "Snakefile"
+        workdir, "--configfile", str(config), snakefile=workflow / "Snakefile"
     )
     assert jobs == set()
 

@@ -250,6 +250,11 @@ def _ome_voxel_size(tif):
     return tuple(sizes)
 
 
+def _declared_voxel_size(tif):
+    """ImageJ metadata first, then OME; None when the file declares neither."""
+    return _imagej_voxel_size(tif) or _ome_voxel_size(tif)
+
+
 def read_voxel_size(path):
     """Read the voxel size a TIFF declares, in µm, or None if it declares none.
 
@@ -267,7 +272,7 @@ def read_voxel_size(path):
         Voxel size (z, y, x) in micrometres.
     """
     with tifffile.TiffFile(path) as tif:
-        return _imagej_voxel_size(tif) or _ome_voxel_size(tif)
+        return _declared_voxel_size(tif)
 
 
 def _check_complete(tif):
@@ -358,7 +363,7 @@ def read_stack(path, *, channel=None):
             _check_complete(tif)
             image = tif.asarray()
             axes = tif.series[0].axes
-            voxel_size = _imagej_voxel_size(tif) or _ome_voxel_size(tif)
+            voxel_size = _declared_voxel_size(tif)
     except StackError as error:
         raise StackError(f"{path}: truncated or corrupt TIFF ({error})") from None
     except Exception as error:  # tifffile raises many types on broken files
