@@ -75,6 +75,7 @@ STEPS = (
     "measure",
     "overlay",
     "write",
+    "pipeline",
 )
 
 
@@ -223,7 +224,10 @@ def library_worker(argv):
         begin = time.perf_counter()
         image, voxel_size = io.read_stack(path)
         steps["read"] = time.perf_counter() - begin
-        result = pipeline.run_pipeline(image, voxel_size)
+        piped = time.perf_counter()
+        result = pipeline.run_pipeline(image, voxel_size, pull_intermediates=False)
+        cle.get_device().queue.finish()
+        steps["pipeline"] = time.perf_counter() - piped
         pictures = timed("overlay", overlay_images)(
             result["resampled"], result["labels"], every_n_slices=args.every_n_slices
         )
@@ -351,7 +355,7 @@ def library_command():
     return [sys.executable, Path(__file__).resolve(), "_library"]
 
 
-def write_workflow_dir(folder, stacks, *, kernel_cache, device):
+def write_workflow_dir(folder, stacks, *, kernel_cache, device, stacks_per_job=1):
     """A run folder with the repo's config and a sheet listing `stacks`."""
     import yaml
 
@@ -363,6 +367,7 @@ def write_workflow_dir(folder, stacks, *, kernel_cache, device):
         kernel_cache_dir=str(kernel_cache),
         gpu_lock_dir=str(folder / "gpu-locks"),
         device=device,
+        stacks_per_job=stacks_per_job,
     )
     (folder / "config").mkdir(exist_ok=True)
     (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -385,34 +390,48 @@ def snakemake_command(cores, *extra):
     ]
 
 
-def workflow_run(stacks, *, root, cores, kernel_cache, device):
-    folder = root / "runs" / "workflow"
+def workflow_run(stacks, *, root, cores, kernel_cache, device, stacks_per_job=1):
+    folder = root / "runs" / f"workflow-{stacks_per_job}"
     shutil.rmtree(folder, ignore_errors=True)
-    write_workflow_dir(folder, stacks, kernel_cache=kernel_cache, device=device)
+    write_workflow_dir(
+        folder,
+        stacks,
+        kernel_cache=kernel_cache,
+        device=device,
+        stacks_per_job=stacks_per_job,
+    )
     process = run_timed(snakemake_command(cores), cwd=folder, log=folder / "log.txt")
     results = folder / "results"
-    # Every job's Snakemake benchmark file: benchmarks/<rule>/<sample>.tsv for
-    # per-stack rules, benchmarks/<rule>.tsv for run-wide ones (whatever rules the
-    # workflow has today).
+    # Job wall times. The per-stack stages run in threads of Snakemake's process
+    # and log "job ends after S s" (logs/<rule>/<sample or batch>.log); the other
+    # rules are processes with Snakemake benchmark files (benchmarks/<rule>.tsv
+    # for run-wide ones, benchmarks/<rule>/<sample>.tsv per stack).
+    seconds = {}
+    for log in (results / "logs").glob("*/*.log"):
+        found = re.search(r"job ends after ([0-9.]+) s", log.read_text())
+        if found:
+            seconds.setdefault((log.parent.name, "per_stack"), []).append(
+                float(found.group(1))
+            )
     bench = results / "benchmarks"
-    groups = [(d.name, "per_stack", sorted(d.glob("*.tsv"))) for d in bench.iterdir()]
-    groups += [(f.stem, "run", [f]) for f in bench.glob("*.tsv")]
-    per_stage = {}
-    for stage, kind, files in sorted(groups):
-        if not files:
-            continue
-        seconds = []
-        for path in files:
+    files = [(d.name, "per_stack", sorted(d.glob("*.tsv"))) for d in bench.iterdir()]
+    files += [(f.stem, "run", [f]) for f in bench.glob("*.tsv")]
+    for stage, kind, paths in files:
+        for path in paths:
             with open(path) as handle:
-                seconds += [
+                seconds.setdefault((stage, kind), []).extend(
                     float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")
-                ]
-        per_stage[stage] = {
+                )
+    per_stage = {
+        stage: {
             "kind": kind,
-            "jobs": len(seconds),
-            "median_s": median(seconds),
-            "total_s": sum(seconds),
+            "jobs": len(values),
+            "median_s": median(values),
+            "total_s": sum(values),
         }
+        for (stage, kind), values in sorted(seconds.items())
+        if values
+    }
     with open(results / "summary.csv") as handle:
         nuclei = [int(row["nuclei"]) for row in csv.DictReader(handle)]
     device_line = ""
@@ -427,6 +446,7 @@ def workflow_run(stacks, *, root, cores, kernel_cache, device):
         "wall_s": process["wall_s"],
         "max_rss_mb": process["max_rss_mb"],
         "cores": cores,
+        "stacks_per_job": stacks_per_job,
         "jobs": sum(v["jobs"] for v in per_stage.values()),
         "median_job_s": {k: v["median_s"] for k, v in per_stage.items()},
         "job_seconds_per_stack": per_stack,
@@ -618,6 +638,10 @@ def ratios(report):
             "description": "wall time for all N stacks, whole command (process "
             "start to finish), divided by the seed loop's",
             "workflow/seed": ratio(workflow["wall_s"], seed["process_wall_s"]),
+            "workflow_batched/seed": ratio(
+                report.get("workflow_batched", {}).get("wall_s"),
+                seed["process_wall_s"],
+            ),
             "skimage/seed": ratio(sk["process_wall_s"], seed["process_wall_s"]),
             "library/seed": ratio(library["process_wall_s"], seed["process_wall_s"]),
         },
@@ -632,6 +656,47 @@ def ratios(report):
             "library/seed": ratio(library["median_stack_s"], seed["median_stack_s"]),
         },
     }
+
+
+def targets(report):
+    """Issue 6's targets against this run's figures: (what, measured, limit, met)."""
+    library, seed = report["library"]["median_steps_s"], report["seed"]
+    rows = [
+        ("equalize, s per stack", library.get("equalize"), 0.001),
+        ("statistics, s per stack", library.get("measure"), 0.010),
+        ("in-process pipeline, s per stack", library.get("pipeline"), 0.015),
+    ]
+    large = report.get("large")
+    if large:
+        steps = large["library"]["steps_s"]
+        rows.append(("large stack pipeline, s", steps.get("pipeline"), 0.100))
+    walls = [
+        report[name]["wall_s"]
+        for name in ("workflow", "workflow_batched")
+        if name in report
+    ]
+    best = ratio(min(walls), seed["process_wall_s"])
+    rows.append(("workflow wall / seed loop wall", best, 0.5))
+    rows.append(
+        (
+            "stretch: workflow wall / scikit-image wall",
+            ratio(min(walls), report["skimage"]["process_wall_s"]),
+            1.0,
+        )
+    )
+    for row in report.get("dry_run") or []:
+        if row["stacks"] == 10000:
+            rows.append(("dry run 10,000 stacks, s", row["wall_s"], 20.0))
+            rows.append(("dry run 10,000 stacks, peak MB", row["max_rss_mb"], 1000.0))
+    return [
+        {
+            "target": what,
+            "measured": value,
+            "limit": limit,
+            "met": None if value is None else value <= limit,
+        }
+        for what, value, limit in rows
+    ]
 
 
 # -- printing ----------------------------------------------------------------------
@@ -694,6 +759,16 @@ def print_report(report, file=sys.stdout):
             workflow["job_seconds_per_stack"],
             workflow["max_rss_mb"],
         ),
+        *(
+            (
+                f"  same, stacks_per_job {batched['stacks_per_job']}",
+                batched["wall_s"],
+                batched["job_seconds_per_stack"],
+                batched["max_rss_mb"],
+            )
+            for batched in [report.get("workflow_batched")]
+            if batched
+        ),
         (
             f"scikit-image, Pool({sk['processes']})",
             sk["process_wall_s"],
@@ -708,7 +783,8 @@ def print_report(report, file=sys.stdout):
         )
     out(
         "  per stack: median of warm stacks; workflow: sum of the medians of its "
-        "per-stack jobs (each a fresh process)"
+        "per-stack jobs (threads of one Snakemake process; a batched job's time "
+        "is for its whole batch)"
     )
     out()
     out("Per step, median seconds per stack (warm)")
@@ -733,8 +809,9 @@ def print_report(report, file=sys.stdout):
         if stage not in STEPS
     ]
     out(
-        "  seed measure = statistics_of_labelled_pixels; wf job = whole job process "
-        "(start-up, read, stage, write)"
+        "  seed measure = statistics_of_labelled_pixels; wf job = whole job "
+        "(read, wait for the device, stage, write); library pipeline = "
+        "run_pipeline (resample to measure, one push, labels pulled)"
     )
     if others:
         out("  other workflow jobs (median s): " + ", ".join(others))
@@ -792,6 +869,13 @@ def print_report(report, file=sys.stdout):
                 f"{row['stacks']:>8}{row['jobs'] or '-':>8}{fmt(row['wall_s']):>9}"
                 f"{fmt(row['max_rss_mb'], 'mb'):>9}"
             )
+    if report.get("targets"):
+        out()
+        out("Targets (issue 6; on an H100/H200 node with 16 cores)")
+        for row in report["targets"]:
+            met = {True: "met", False: "MISSED", None: "-"}[row["met"]]
+            value = "-" if row["measured"] is None else f"{row['measured']:.4g}"
+            out(f"  {row['target']:44}{value:>9} <= {row['limit']:<8g}{met}")
 
 
 # -- main ----------------------------------------------------------------------------
@@ -842,6 +926,13 @@ def parse_args(argv):
         default="1000,10000",
         help="comma-separated sample-sheet sizes for the snakemake --dry-run "
         "timing; empty or 0 to skip (default: 1000,10000)",
+    )
+    parser.add_argument(
+        "--stacks-per-job",
+        type=int,
+        default=0,
+        help="stacks_per_job of the second workflow run (default: stacks / "
+        "processes, rounded up; 1 skips that run)",
     )
     parser.add_argument(
         "--device", default="", help="OpenCL device name pattern (default: as jobs)"
@@ -942,14 +1033,22 @@ def main(argv=None):
             device=args.device,
             cold="library" in args.cold,
         )
-        progress(f"workflow, snakemake --cores {args.processes}")
-        report["workflow"] = workflow_run(
-            stacks,
-            root=root,
-            cores=args.processes,
-            kernel_cache=caches["library"],
-            device=args.device,
-        )
+        batch = args.stacks_per_job or math.ceil(len(stacks) / args.processes)
+        for name, stacks_per_job in (("workflow", 1), ("workflow_batched", batch)):
+            if name == "workflow_batched" and batch == 1:
+                continue
+            progress(
+                f"workflow, snakemake --cores {args.processes}, "
+                f"stacks_per_job {stacks_per_job}"
+            )
+            report[name] = workflow_run(
+                stacks,
+                root=root,
+                cores=args.processes,
+                kernel_cache=caches["library"],
+                device=args.device,
+                stacks_per_job=stacks_per_job,
+            )
         progress(f"scikit-image, Pool({args.processes})")
         report["skimage"] = skimage_run(stacks, root=root, processes=args.processes)
         report["ratios"] = ratios(report)
@@ -965,6 +1064,7 @@ def main(argv=None):
         if args.dry_run_scale:
             progress(f"snakemake --dry-run over {args.dry_run_scale} stacks")
             report["dry_run"] = dry_run_scale(args.dry_run_scale, root=root)
+        report["targets"] = targets(report)
         report["benchmark_wall_s"] = time.perf_counter() - started
         report["machine"]["load_average_at_end"] = list(os.getloadavg())
         report["machine"]["load_average_1min_by_section"] = dict(LOAD_AVERAGES)

@@ -6,7 +6,7 @@ from nuclei3d import io
 from nuclei3d.job import start_job
 from nuclei3d.measure import collect_statistics
 
-start_job(snakemake, gpu=False)
+start_job(snakemake)
 tables = {
     sample: pd.read_csv(path)
     for sample, path in zip(snakemake.params.samples, snakemake.input, strict=True)

@@ -6,7 +6,7 @@ from nuclei3d import io
 from nuclei3d.demo import make_demo_stack
 from nuclei3d.job import start_job
 
-log = start_job(snakemake, gpu=False)
+log = start_job(snakemake)
 params = snakemake.params
 seed = zlib.crc32(snakemake.wildcards.stack.encode())
 image, labels = make_demo_stack(

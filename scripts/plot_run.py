@@ -6,7 +6,7 @@ from nuclei3d import io
 from nuclei3d.job import start_job
 from nuclei3d.plots import plot_depth_profiles, plot_nuclei, plot_volumes
 
-start_job(snakemake, gpu=False)
+start_job(snakemake)
 profiles = pd.concat(map(pd.read_csv, snakemake.input.profiles), ignore_index=True)
 figures = {
     snakemake.output.nuclei: plot_nuclei(pd.read_csv(snakemake.input.summary)),

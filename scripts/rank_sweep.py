@@ -7,7 +7,7 @@ from nuclei3d import io
 from nuclei3d.job import start_job
 from nuclei3d.sweep import SWEPT, rank_parameter_sets
 
-log = start_job(snakemake, gpu=False)
+log = start_job(snakemake)
 rows = [
     pd.read_csv(path).assign(**combination)
     for path, combination in zip(

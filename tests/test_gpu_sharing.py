@@ -23,7 +23,7 @@ def device_intervals(log_dir):
     for log in sorted(log_dir.glob("*/*.log")):
         text = log.read_text()
         device = re.search(STAMP + r" INFO nuclei3d.device: OpenCL device (\d+)", text)
-        end = re.search(STAMP + r" INFO \w+: job process ends", text)
+        end = re.search(STAMP + r" INFO [\w.]+: job ends", text)
         if device:
             assert end, f"{log} has no end line"
             parse = lambda s: datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f")  # noqa: E731

@@ -19,6 +19,22 @@ def test_pipeline_finds_most_demo_nuclei(opencl_device, tiny_stack):
     assert len(result["statistics"]) == found
 
 
+def test_faster_pipeline_gives_the_labels_and_statistics_of_before(
+    opencl_device, tiny_stack
+):
+    """Regression guard for speed-ups: the tiny demo's labels and statistics equal
+    those of commit c5989ea (every stage pulled to the host, equalization factors
+    on the host), stored in tests/data/tiny_demo_reference.npz."""
+    reference = np.load(REPO / "tests/data/tiny_demo_reference.npz")
+    result = run_pipeline(tiny_stack[0], (1.0, 0.202, 0.202), pull_intermediates=False)
+    assert reference["labels"].max() > 2
+    np.testing.assert_array_equal(result["labels"], reference["labels"])
+    assert list(result["statistics"].columns) == reference["columns"].tolist()
+    np.testing.assert_allclose(
+        result["statistics"].to_numpy(dtype=float), reference["statistics"], rtol=1e-6
+    )
+
+
 CROSS_DEVICE = """
 import json, sys
 import numpy as np, pyopencl as cl, pyclesperanto_prototype as cle

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nuclei3d.plots import depth_profile, plot_depth_profiles, plot_nuclei, plot_volumes
+from nuclei3d.equalize import depth_profile
+from nuclei3d.plots import plot_depth_profiles, plot_nuclei, plot_volumes
 
 
 def test_depth_profile_is_the_slice_mean():

@@ -271,6 +271,7 @@ def test_every_gpu_stage_ran_on_the_gpu_slurm_gave_its_job(runs, name):
         # The prolog recorded the job's GPUs as SLURM allocated them.
         assert job["GpuIdx"] is not None and len(job["GpuIdx"]) == 1, job
         gpu = str(job["GpuIdx"][0])
+        pids = set()
         for sample in stacks_run_by(job):
             seen.add(sample)
             for stage in STAGES:
@@ -278,11 +279,15 @@ def test_every_gpu_stage_ran_on_the_gpu_slurm_gave_its_job(runs, name):
                 log = log_file.read_text()
                 where = f"{stage}/{sample} in SLURM job {job['JobId']}:\n{log}"
                 assert f"CUDA_VISIBLE_DEVICES={gpu}\n" in log, where
+                pids.add(re.search(r", pid (\d+), thread ", log).group(1))
                 device = GPU_LINE.search(log)
                 assert device or stage not in OPENCL_STAGES, where
                 if device:
                     # index chosen == CUDA_VISIBLE_DEVICES == what SLURM allocated
                     assert device.groups() == (gpu, gpu, gpu, "2"), where
+        # All stages of the SLURM job ran as threads of one process (one import
+        # of pyclesperanto, one OpenCL context), not one process per stage.
+        assert len(pids) == 1, (job["JobId"], pids)
     assert seen == set(run.samples)
 
 
@@ -340,8 +345,8 @@ def test_one_slurm_job_per_stack_runs_its_six_gpu_stages(runs):
     # One GPU job per stack runs all six stages; every other job of the plan is
     # a SLURM job of its own (CPU partition, no GPU) except what snakemake runs
     # itself (`all`). At the time of writing, for 2 stacks: 2 demo_stack +
-    # 2 GPU jobs + 2 depth_profile + 2 validate + collect_statistics +
-    # collect_validation + plot_run = 11 submissions (instead of 2 + 12 + 7).
+    # 2 GPU jobs + 2 validate + collect_statistics + collect_validation +
+    # plot_run = 9 submissions (instead of 2 + 12 + 5).
     cpu = run.planned_cpu_jobs
     assert cpu["demo_stack"] == len(SAMPLES) and cpu["collect_statistics"] == 1
     assert "all" in run.local_rules
@@ -356,10 +361,11 @@ def test_one_slurm_job_per_stack_runs_its_six_gpu_stages(runs):
         assert job["Partition"] == "cpu", job
         assert job["JOB_GRES"] == "(null)", job  # no GPU
         assert job["GpuIdx"] == [], job
-    # Each stage still ran as a snakemake job of its own (log, benchmark).
+    # Each stage still ran as a snakemake job of its own, with its own log.
     for sample in SAMPLES:
         for stage in STAGES:
-            assert (run.workdir / f"results/benchmarks/{stage}/{sample}.tsv").is_file()
+            log = (run.workdir / f"results/logs/{stage}/{sample}.log").read_text()
+            assert "job ends after" in log, (stage, sample)
 
 
 def test_group_components_batch_stacks_into_one_gpu_job(runs):

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-__all__ = ["subtract_background"]
+__all__ = ["run_stage", "subtract_background"]
 
 
-def subtract_background(image, voxel_size_um, *, radius_um=5.0):
+def subtract_background(image, voxel_size_um, *, radius_um=5.0, on_device=False):
     """Remove slowly varying background with a box top-hat of `radius_um`.
 
     Parameters
     ----------
-    image : array_like
-        3D isotropic stack (z, y, x).
+    image : array_like or pyclesperanto_prototype.OCLArray
+        3D isotropic stack (z, y, x), on the host or the device.
     voxel_size_um : float
         Edge of its (cubic) voxels in µm.
     radius_um : float, optional
@@ -33,7 +31,9 @@ def subtract_background(image, voxel_size_um, *, radius_um=5.0):
     """
     import pyclesperanto_prototype as cle
 
-    image = np.asarray(image)
+    from .device import on_device as to_device
+    from .device import pull
+
     if not (voxel_size_um > 0 and radius_um > 0):
         raise ValueError(
             f"`radius_um` ({radius_um}) and `voxel_size_um` ({voxel_size_um}) "
@@ -45,5 +45,20 @@ def subtract_background(image, voxel_size_um, *, radius_um=5.0):
             f"`radius_um` ({radius_um} µm) is below half a voxel "
             f"({voxel_size_um} µm): the top-hat would do nothing"
         )
-    out = cle.top_hat_box(image, radius_x=radius, radius_y=radius, radius_z=radius)
-    return np.asarray(cle.pull(out), dtype=np.float32)
+    out = cle.top_hat_box(
+        to_device(image), radius_x=radius, radius_y=radius, radius_z=radius
+    )
+    return out if on_device else pull(out)
+
+
+def run_stage(stack, device, log):
+    """Stage background: top-hat subtraction (:func:`subtract_background`)."""
+    from .job import transform_stack
+
+    radius = stack.params["radius_um"]
+    transform_stack(
+        stack,
+        device,
+        3,
+        lambda image, um: subtract_background(image, um, radius_um=radius),
+    )

@@ -38,11 +38,19 @@ __all__ = [
     "check_device_memory",
     "choose_device",
     "claim_free_device",
+    "describe",
+    "log_choice",
+    "new_cle_device",
+    "on_device",
+    "opencl_devices",
+    "pull",
+    "push",
     "select_device",
 ]
 
 log = logging.getLogger(__name__)
 _HELD_LOCKS = []  # open lock files; the OS releases them when the process ends
+_STAGING = {}  # OpenCL context -> pinned host buffer for push/pull
 
 
 GIB = 2**30
@@ -152,8 +160,8 @@ class DeviceChoice:
     reason: str
 
 
-def claim_free_device(lock_dir, count, *, poll_seconds=0.2):
-    """Lock the first free one of `count` devices for the rest of this process.
+def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
+    """Lock the first free one of `count` devices.
 
     Parameters
     ----------
@@ -163,6 +171,9 @@ def claim_free_device(lock_dir, count, *, poll_seconds=0.2):
         Number of devices to choose from.
     poll_seconds : float, optional
         Wait between rounds while every device is taken.
+    held : list, optional
+        Where the open lock file goes; closing it releases the device. By
+        default it is kept until this process ends.
 
     Returns
     -------
@@ -185,7 +196,7 @@ def claim_free_device(lock_dir, count, *, poll_seconds=0.2):
             except BlockingIOError:
                 handle.close()
                 continue
-            _HELD_LOCKS.append(handle)
+            (_HELD_LOCKS if held is None else held).append(handle)
             return position
         if not waiting:
             log.info("all %d devices are taken by other jobs; waiting", count)
@@ -284,12 +295,35 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None)
     return choice(candidates[0], "first GPU" if gpus else "no GPU found, CPU fallback")
 
 
-def _opencl_devices():
+def opencl_devices():
+    """Every OpenCL device of every platform, in order (:class:`DeviceChoice` index)."""
     import pyopencl as cl
 
     return [
         device for platform in cl.get_platforms() for device in platform.get_devices()
     ]
+
+
+def describe(devices):
+    """``(name, platform, is_gpu)`` of each device, as :func:`choose_device` takes."""
+    import pyopencl as cl
+
+    return [
+        (d.name, d.platform.name, bool(d.type & cl.device_type.GPU)) for d in devices
+    ]
+
+
+def new_cle_device(device):
+    """A pyclesperanto Device with a context and queue of its own on `device`.
+
+    Built directly: ``cle.select_device`` first imports cupy to probe its CUDA
+    backend (seconds per process on nodes with cupy) and initialises CUDA.
+    """
+    import pyopencl as cl
+    from pyclesperanto_prototype._tier0._device import Device
+
+    context = cl.Context(devices=[device])
+    return Device(device, context, cl.CommandQueue(context))
 
 
 def select_device(pattern="", *, lock_dir=None):
@@ -307,27 +341,119 @@ def select_device(pattern="", *, lock_dir=None):
     -------
     DeviceChoice
     """
-    import pyopencl as cl
-    from pyclesperanto_prototype._tier0._device import Device, _current_device
+    from pyclesperanto_prototype._tier0._device import _current_device
 
-    devices = _opencl_devices()
+    devices = opencl_devices()
     chosen = choose_device(
-        [(d.name, d.platform.name, bool(d.type & cl.device_type.GPU)) for d in devices],
+        describe(devices),
         pattern=pattern,
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         claim=partial(claim_free_device, lock_dir) if lock_dir else None,
     )
-    # Set pyclesperanto's current device directly: cle.select_device first imports
-    # cupy to probe its experimental CUDA backend, which costs seconds per job on
-    # nodes that have cupy, and initialises CUDA for nothing.
-    device = devices[chosen.index]
-    context = cl.Context(devices=[device])
-    _current_device._instance = Device(device, context, cl.CommandQueue(context))
+    _current_device._instance = new_cle_device(devices[chosen.index])
+    log_choice(chosen)
+    return chosen
+
+
+def log_choice(choice):
+    """Log which device a job runs on, and why (every job's log has this line)."""
     log.info(
         "OpenCL device %d: %s on %s (%s)",
-        chosen.index,
-        chosen.name,
-        chosen.platform,
-        chosen.reason,
+        choice.index,
+        choice.name,
+        choice.platform,
+        choice.reason,
     )
-    return chosen
+
+
+def _staging(device, nbytes):
+    """A pinned (page-locked) host buffer of at least `nbytes` for this context."""
+    import pyopencl as cl
+
+    buffer = _STAGING.get(device.context)
+    if buffer is None or buffer.size < nbytes:
+        flags = cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR
+        buffer = cl.Buffer(device.context, flags, max(nbytes, 1))
+        _STAGING[device.context] = buffer
+    return buffer
+
+
+def push(array):
+    """Copy a host array onto pyclesperanto's current device, through pinned memory.
+
+    Same result as ``cle.push`` (same dtype and shape), but the copy goes through
+    a page-locked staging buffer that is kept for the next call: NVIDIA's OpenCL
+    copies from ordinary (pageable) memory at under 1 GB/s on the H100 node, from
+    pinned memory at the bus's speed (``benchmarks/step_profile.py``).
+
+    Parameters
+    ----------
+    array : array_like
+        Any array ``cle.push`` accepts.
+
+    Returns
+    -------
+    pyclesperanto_prototype.OCLArray
+    """
+    import pyclesperanto_prototype as cle
+    import pyopencl as cl
+
+    array = np.ascontiguousarray(array)
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    out = cle.create(array.shape, array.dtype)
+    if array.nbytes == 0:
+        return out
+    device = cle.get_device()
+    staging = _staging(device, array.nbytes)
+    mapped, _ = cl.enqueue_map_buffer(
+        device.queue,
+        staging,
+        cl.map_flags.WRITE_INVALIDATE_REGION,
+        0,
+        (array.nbytes,),
+        np.uint8,
+    )
+    mapped[:] = array.reshape(-1).view(np.uint8)
+    mapped.base.release(device.queue)
+    cl.enqueue_copy(device.queue, out.data, staging, byte_count=array.nbytes)
+    return out
+
+
+def pull(image):
+    """Copy a device image to a new host array, through pinned memory.
+
+    The counterpart of :func:`push`; a NumPy array is returned as it is.
+
+    Parameters
+    ----------
+    image : pyclesperanto_prototype.OCLArray or numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    import pyclesperanto_prototype as cle
+    import pyopencl as cl
+
+    if isinstance(image, np.ndarray):
+        return image
+    out = np.empty(image.shape, image.dtype)
+    if out.nbytes == 0:
+        return out
+    device = cle.get_device()
+    staging = _staging(device, out.nbytes)
+    cl.enqueue_copy(device.queue, staging, image.data, byte_count=out.nbytes)
+    mapped, _ = cl.enqueue_map_buffer(
+        device.queue, staging, cl.map_flags.READ, 0, (out.nbytes,), np.uint8
+    )
+    out.reshape(-1).view(np.uint8)[:] = mapped
+    mapped.base.release(device.queue)
+    return out
+
+
+def on_device(image):
+    """`image` on the current device: pushed (:func:`push`) unless it is there."""
+    from pyopencl.array import Array
+
+    return image if isinstance(image, Array) else push(np.asarray(image))

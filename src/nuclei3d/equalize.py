@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["equalize_slice_means", "slice_correction_factors"]
+__all__ = [
+    "depth_profile",
+    "equalize_slice_means",
+    "run_stage",
+    "slice_correction_factors",
+]
+
+KERNELS = Path(__file__).parent / "kernels"
 
 
 def slice_correction_factors(slice_means):
@@ -38,42 +45,118 @@ def slice_correction_factors(slice_means):
     return factors.astype(np.float32)
 
 
-def equalize_slice_means(image, *, enabled=True):
-    """Scale every z slice so its mean intensity equals the mean of the stack.
-
-    Compensates the intensity decay with depth. Whole-stack kernels on the current
-    OpenCL device: one projection gives all slice sums, one kernel multiplies every
-    slice by its factor (CLIJ's ``multiply_stack_with_scalars``); no slice loop.
+def depth_profile(resampled, equalized):
+    """Mean intensity of every z slice before and after equalization.
 
     Parameters
     ----------
-    image : array_like
-        3D stack (z, y, x) of non-negative intensities.
-    enabled : bool, optional
-        If False, return the stack unchanged (as float32).
+    resampled, equalized : numpy.ndarray
+        3D stacks (z, y, x) of the same shape.
 
     Returns
     -------
-    numpy.ndarray
+    dict
+        ``z`` (slice index), ``mean_resampled`` and ``mean_equalized`` arrays.
+
+    Examples
+    --------
+    >>> stack = np.arange(8.0).reshape(2, 2, 2)
+    >>> depth_profile(stack, stack)["mean_resampled"].tolist()
+    [1.5, 5.5]
+    """
+    resampled, equalized = np.asarray(resampled), np.asarray(equalized)
+    if resampled.shape != equalized.shape or resampled.ndim != 3:
+        raise ValueError(
+            f"`resampled` (shape {resampled.shape}) and `equalized` (shape "
+            f"{equalized.shape}) must be 3D stacks of the same shape"
+        )
+    return {
+        "z": np.arange(resampled.shape[0]),
+        "mean_resampled": resampled.mean(axis=(1, 2)),
+        "mean_equalized": equalized.mean(axis=(1, 2)),
+    }
+
+
+def equalize_slice_means(image, *, enabled=True, on_device=False):
+    """Scale every z slice so its mean intensity equals the mean of the stack.
+
+    Compensates the intensity decay with depth. Four whole-stack kernels on the
+    current OpenCL device and no host round trip: two projections give all slice
+    sums, ``kernels/slice_factors.cl`` turns them into the factors of
+    :func:`slice_correction_factors`, and CLIJ's ``multiply_stack_with_scalars``
+    multiplies every slice by its factor; no slice loop.
+
+    Parameters
+    ----------
+    image : array_like or pyclesperanto_prototype.OCLArray
+        3D stack (z, y, x) of non-negative intensities, on the host or device.
+    enabled : bool, optional
+        If False, return the stack unchanged (as float32).
+    on_device : bool, optional
+        Return the device image instead of pulling it to the host.
+
+    Returns
+    -------
+    numpy.ndarray or pyclesperanto_prototype.OCLArray
         float32 stack, same shape. Empty slices (mean 0) are left untouched.
     """
     import pyclesperanto_prototype as cle
 
-    image = np.asarray(image)
+    from .device import on_device as to_device
+    from .device import pull
+
+    if isinstance(image, (list, tuple)):
+        image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"`image` (shape {image.shape}) must be 3D (z, y, x)")
-    if not enabled:
+    if not enabled and not on_device and isinstance(image, np.ndarray):
         return image.astype(np.float32, copy=False)
-    stack = cle.push(image.astype(np.float32, copy=False))
-    sums = cle.pull(cle.sum_y_projection(cle.sum_x_projection(stack)))[0]
-    factors = slice_correction_factors(sums / (image.shape[1] * image.shape[2]))
-    out = cle.create_like(stack)
-    kernels = Path(cle.__file__).parent / "clij-opencl-kernels" / "kernels"
-    cle.execute(
-        cle.__file__,
-        str(kernels / "multiply_stack_with_scalars_x.cl"),
-        "multiply_stack_with_scalars",
-        out.shape,
-        {"src": stack, "src_scalar_list": cle.push(factors[np.newaxis]), "dst": out},
-    )
-    return np.asarray(cle.pull(out), dtype=np.float32)
+    stack = to_device(image)
+    if stack.dtype != np.float32:
+        stack = cle.copy(stack, cle.create(stack.shape, np.float32))
+    if enabled:
+        sums = cle.sum_y_projection(cle.sum_x_projection(stack))
+        factors = cle.create(sums.shape, np.float32)
+        cle.execute(
+            __file__,
+            str(KERNELS / "slice_factors.cl"),
+            "slice_factors",
+            sums.shape,
+            {"sums": sums, "dst": factors},
+        )
+        out = cle.create(stack.shape, np.float32)
+        cle.execute(
+            cle.__file__,
+            str(
+                Path(cle.__file__).parent
+                / "clij-opencl-kernels"
+                / "kernels"
+                / "multiply_stack_with_scalars_x.cl"
+            ),
+            "multiply_stack_with_scalars",
+            out.shape,
+            {"src": stack, "src_scalar_list": factors, "dst": out},
+        )
+        stack = out
+    return stack if on_device else pull(stack)
+
+
+def run_stage(stack, device, log):
+    """Stage equalize: equal slice means (:func:`equalize_slice_means`).
+
+    Also writes the stack's depth profile (slice means before and after,
+    :func:`nuclei3d.plots.depth_profile`) for the run's intensity-depth plot.
+    """
+    import pandas as pd
+
+    from . import io
+    from .device import check_current_device_memory
+
+    path = stack.inputs["resampled"]
+    image, voxel_size = io.read_stack(path)
+    with device:
+        check_current_device_memory(path, image.shape, buffers=3)
+        equalized = equalize_slice_means(image, enabled=stack.params["enabled"])
+    io.write_stack(stack.outputs["equalized"], equalized, voxel_size)
+    profile = pd.DataFrame(depth_profile(image, equalized)).assign(sample=stack.name)
+    io.write_table(stack.outputs["profile"], profile)

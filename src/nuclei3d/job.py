@@ -1,4 +1,23 @@
-"""What every stage script does first: log to the job's log file, pick the device."""
+"""What every job does: log to its log file, pick its device, run its stacks.
+
+Per-stack stages run through :func:`run_job`, from the rules' ``run:`` blocks.
+Snakemake runs ``run:`` jobs in threads of its own process when
+``--force-use-threads`` is on (``profiles/default`` sets it), so pyclesperanto is
+imported, the OpenCL device opened and each kernel built once per run, not once
+per job: a job costs its I/O and milliseconds of GPU work. The same code runs
+where Snakemake gives each job a process of its own (SLURM group jobs).
+
+A job handles one stack, or a batch of them (config ``stacks_per_job``): its
+``params.stacks`` holds one dict per stack (``sample`` plus that stage's
+parameters), and the i-th file of each named input and output belongs to the
+i-th stack. A stack that fails is logged with its file and the others of the
+batch still run; the job then fails naming every failed stack.
+
+Threads of one process share pyclesperanto's current device, so OpenCL work is
+serialised (:class:`DeviceLease`); reading and writing TIFFs runs in parallel.
+
+Scripts (the run-wide rules) call :func:`start_job` instead.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +27,37 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from .device import select_device
+from . import io
+from .device import (
+    check_current_device_memory,
+    choose_device,
+    claim_free_device,
+    describe,
+    log_choice,
+    new_cle_device,
+    opencl_devices,
+)
 from .kernel_cache import use_kernel_cache
 
-__all__ = ["node_path", "start_job"]
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+__all__ = [
+    "DeviceLease",
+    "Stack",
+    "StageError",
+    "node_path",
+    "run_job",
+    "start_job",
+    "transform_stack",
+]
 
 
 def node_path(template):
@@ -38,19 +82,13 @@ def node_path(template):
     ).expanduser()
 
 
-def start_job(snakemake, *, gpu=True):
-    """Send this job's stderr and logging to its log file; choose its device.
+def start_job(snakemake):
+    """A script job's start: stderr and logging go to the job's log file.
 
     Parameters
     ----------
     snakemake : snakemake.script.Snakemake
         The object Snakemake hands to a ``script:``.
-    gpu : bool, optional
-        Whether the job runs OpenCL kernels; if so, set the kernel cache
-        (:func:`nuclei3d.kernel_cache.use_kernel_cache` with the config's
-        ``kernel_cache_dir``), then select and log the device
-        (:func:`nuclei3d.device.select_device` with the config's ``device`` and
-        ``gpu_lock_dir``).
 
     Returns
     -------
@@ -59,26 +97,231 @@ def start_job(snakemake, *, gpu=True):
     """
     sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
     logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
+        stream=sys.stderr, level=logging.INFO, format=FORMAT, force=True
     )
     log = logging.getLogger(snakemake.rule)
     log.info(
-        "rule %s, wildcards %s, host %s, pid %d, CUDA_VISIBLE_DEVICES=%s",
+        "rule %s, wildcards %s, host %s, pid %d",
         snakemake.rule,
         dict(snakemake.wildcards.items()),
         socket.gethostname(),
         os.getpid(),
-        os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
     )
     atexit.register(log.info, "job process ends")
-    if gpu:
-        config = snakemake.config
-        cache = node_path(config["kernel_cache_dir"])
-        use_kernel_cache(cache)
-        log.info("OpenCL kernel cache: %s", cache)
-
-        select_device(config["device"], lock_dir=node_path(config["gpu_lock_dir"]))
     return log
+
+
+_OPENCL = threading.Lock()  # one job at a time drives pyclesperanto in a process
+_SETUP = threading.Lock()
+_DEVICES = {}  # flat OpenCL device index -> pyclesperanto Device (own context)
+_CACHES = set()  # kernel cache folders already set up in this process
+_local = threading.local()
+
+
+class StageError(RuntimeError):
+    """One or more stacks of a job failed; the message names each file."""
+
+
+@dataclass
+class Stack:
+    """One stack of a job.
+
+    Attributes
+    ----------
+    name : str
+        Sample name.
+    inputs : dict of str to str
+        The job's named inputs for this stack.
+    output : str
+        This stack's (first) output file or folder.
+    outputs : dict of str to str
+        The job's named outputs for this stack (empty where unnamed).
+    params : dict
+        ``sample`` and the stage's parameters for this stack.
+    """
+
+    name: str
+    inputs: dict
+    output: str
+    outputs: dict
+    params: dict
+
+
+class _ThreadLog(logging.Handler):
+    """Write each record to the log file of the job running in this thread."""
+
+    def emit(self, record):
+        stream = getattr(_local, "stream", None)
+        if stream is not None:
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+
+
+def _library_logger():
+    logger = logging.getLogger("nuclei3d")
+    if not any(isinstance(h, _ThreadLog) for h in logger.handlers):
+        handler = _ThreadLog()
+        handler.setFormatter(logging.Formatter(FORMAT))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+@contextmanager
+def _job_log(path):
+    _library_logger()
+    with open(path, "w", buffering=1) as stream:
+        previous, _local.stream = getattr(_local, "stream", None), stream
+        try:
+            yield
+        finally:
+            _local.stream = previous
+
+
+class DeviceLease:
+    """The OpenCL device a job runs on, and the lock around using it.
+
+    ``with lease:`` makes the job's device pyclesperanto's current one and holds
+    the process-wide OpenCL lock; a job on a machine with several GPUs keeps the
+    GPU it locked (:func:`nuclei3d.device.claim_free_device`) until it ends.
+
+    Parameters
+    ----------
+    config : dict
+        The workflow config (``device``, ``gpu_lock_dir``, ``kernel_cache_dir``).
+    log : logging.Logger
+        Where the device choice is logged.
+    """
+
+    def __init__(self, config, log):
+        self.held = []
+        with _SETUP:
+            cache = node_path(config["kernel_cache_dir"])
+            if cache not in _CACHES:
+                use_kernel_cache(cache)
+                _CACHES.add(cache)
+            log.info("OpenCL kernel cache: %s", cache)
+            devices = opencl_devices()
+        lock_dir = config.get("gpu_lock_dir")
+        claim = (
+            partial(claim_free_device, node_path(lock_dir), held=self.held)
+            if lock_dir
+            else None
+        )
+        self.choice = choose_device(
+            describe(devices),
+            pattern=config.get("device", ""),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+            claim=claim,
+        )
+        try:
+            with _SETUP:
+                if self.choice.index not in _DEVICES:
+                    device = new_cle_device(devices[self.choice.index])
+                    _DEVICES[self.choice.index] = device
+        except Exception:
+            self.release()
+            raise
+        log_choice(self.choice)
+
+    def __enter__(self):
+        from pyclesperanto_prototype._tier0._device import _current_device
+
+        _OPENCL.acquire()
+        _current_device._instance = _DEVICES[self.choice.index]
+        return self
+
+    def __exit__(self, *exc):
+        _OPENCL.release()
+
+    def release(self):
+        """Give back the GPU lock, if the job took one."""
+        for handle in self.held:
+            handle.close()
+        self.held.clear()
+
+
+def transform_stack(stack, device, buffers, compute):
+    """Read the stack's one input, ``compute(image, voxel_um)`` on the device, write."""
+    (path,) = stack.inputs.values()
+    image, voxel_size = io.read_stack(path)
+    with device:
+        check_current_device_memory(path, image.shape, buffers=buffers)
+        result = compute(image, voxel_size[0])
+    io.write_stack(stack.output, result, voxel_size)
+    return result
+
+
+def _nth(files, i):
+    """The i-th stack's file of a named input or output (one file: that file)."""
+    return files if isinstance(files, str) else files[i]
+
+
+def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
+    """Run `stage` on each stack of a Snakemake job, logging to the job's log.
+
+    Parameters
+    ----------
+    stage : callable
+        ``stage(stack, device, log)``, one of this module's stage functions.
+    rule : str
+        Rule name (the logger's name).
+    input, output, params, log : snakemake.io.Namedlist
+        The job's, as a ``run:`` block sees them; ``params.stacks`` is a list of
+        one dict per stack.
+    config : dict
+        The workflow config.
+    gpu : bool, optional
+        Whether the stage runs OpenCL kernels (then a :class:`DeviceLease` is
+        taken); False passes ``None`` as the device.
+
+    Raises
+    ------
+    StageError
+        After all stacks ran, if any failed; its message has each stack's error.
+    """
+    with _job_log(log[0]):
+        logger = logging.getLogger(f"nuclei3d.{rule}")
+        logger.info(
+            "rule %s, %d stack(s), host %s, pid %d, thread %s, CUDA_VISIBLE_DEVICES=%s",
+            rule,
+            len(params.stacks),
+            socket.gethostname(),
+            os.getpid(),
+            threading.current_thread().name,
+            os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
+        )
+        failures = []
+        lease = None
+        start = time.perf_counter()
+        try:
+            lease = DeviceLease(config, logger) if gpu else None
+            # A Namedlist iterates over its files; keys() gives the names.
+            names = [n for n in input.keys() if n != "image"]  # noqa: SIM118
+            for i, stack_params in enumerate(params.stacks):
+                outputs = {n: _nth(output[n], i) for n in output.keys()}  # noqa: SIM118
+                stack = Stack(
+                    name=stack_params["sample"],
+                    inputs={n: _nth(input[n], i) for n in names},
+                    output=next(iter(outputs.values())) if outputs else output[i],
+                    outputs=outputs,
+                    params=stack_params,
+                )
+                try:
+                    stage(stack, lease, logger)
+                except Exception as error:
+                    logger.error("%s\n%s", error, traceback.format_exc())
+                    failures.append(f"{stack.name}: {error}")
+        except Exception:
+            logger.error("%s", traceback.format_exc())
+            raise
+        finally:
+            logger.info("job ends after %.3f s", time.perf_counter() - start)
+            if lease is not None:
+                lease.release()
+        if failures:
+            raise StageError(
+                f"rule {rule}: {len(failures)} of {len(params.stacks)} stack(s) "
+                "failed:\n" + "\n".join(failures)
+            )

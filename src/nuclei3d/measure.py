@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "collect_statistics", "measure_nuclei", "summarize_stack"]
+__all__ = [
+    "COLUMNS",
+    "collect_statistics",
+    "measure_nuclei",
+    "run_stage",
+    "summarize_stack",
+]
 
 COLUMNS = [
     "label",
@@ -178,3 +184,14 @@ def collect_statistics(tables):
         columns=["sample", *SUMMARY_COLUMNS],
     )
     return rows, summary
+
+
+def run_stage(stack, device, log):
+    """Per-nucleus statistics on the CPU (:func:`measure_nuclei`)."""
+    from . import io
+
+    labels, voxel_size = io.read_stack(stack.inputs["labels"])
+    intensity, _ = io.read_stack(stack.inputs["intensity"])
+    table = measure_nuclei(labels, intensity, voxel_size)
+    log.info("%s: %d nuclei measured", stack.name, len(table))
+    io.write_table(stack.output, table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["label_colors", "overlay_images", "to_grey"]
+__all__ = ["label_colors", "overlay_images", "run_stage", "to_grey"]
 
 
 def label_colors(labels):
@@ -106,3 +106,22 @@ def overlay_images(intensity, labels, *, every_n_slices=20):
             cle.pull(project(gpu_labels))
         )
     return pictures
+
+
+def run_stage(stack, device, log):
+    """Stage overlay: outline and projection PNGs (:func:`overlay_images`)."""
+    import imageio.v3 as iio
+
+    from . import io
+    from .device import check_current_device_memory
+
+    intensity, _ = io.read_stack(stack.inputs["intensity"])
+    labels, _ = io.read_stack(stack.inputs["labels"])
+    with device:
+        check_current_device_memory(stack.inputs["labels"], labels.shape, buffers=3)
+        pictures = overlay_images(
+            intensity, labels, every_n_slices=stack.params["every_n_slices"]
+        )
+    with io.atomic_directory(stack.output) as folder:
+        for name, picture in pictures.items():
+            iio.imwrite(folder / f"{name}.png", picture)

@@ -7,6 +7,7 @@ functions in memory, with the same parameters and defaults as ``config.yaml``.
 from __future__ import annotations
 
 from .background import subtract_background
+from .device import pull
 from .equalize import equalize_slice_means
 from .measure import measure_nuclei
 from .resample import resample_isotropic
@@ -24,8 +25,13 @@ def run_pipeline(
     radius_um=5.0,
     spot_sigma_um=3.0,
     outline_sigma_um=1.0,
+    pull_intermediates=True,
 ):
     """Resample, equalize, subtract background, segment and measure one stack.
+
+    The stack is pushed once; every stage works on the device image of the one
+    before, and only the labels and the resampled intensities (for the
+    statistics) come back to the host.
 
     Parameters
     ----------
@@ -35,6 +41,9 @@ def run_pipeline(
         Its voxel size (z, y, x) in µm.
     target_voxel_size_um, equalize, radius_um, spot_sigma_um, outline_sigma_um
         The stage parameters, as in ``config.yaml``.
+    pull_intermediates : bool, optional
+        Return ``equalized`` and ``background`` as host arrays; False leaves
+        them as device images (no copy back).
 
     Returns
     -------
@@ -43,19 +52,25 @@ def run_pipeline(
         ``statistics`` (pandas.DataFrame).
     """
     voxel = float(target_voxel_size_um)
-    resampled = resample_isotropic(image, voxel_size_um, target_voxel_size_um=voxel)
-    equalized = equalize_slice_means(resampled, enabled=equalize)
-    background = subtract_background(equalized, voxel, radius_um=radius_um)
+    resampled = resample_isotropic(
+        image, voxel_size_um, target_voxel_size_um=voxel, on_device=True
+    )
+    equalized = equalize_slice_means(resampled, enabled=equalize, on_device=True)
+    background = subtract_background(
+        equalized, voxel, radius_um=radius_um, on_device=True
+    )
     labels = segment_nuclei(
         background,
         voxel,
         spot_sigma_um=spot_sigma_um,
         outline_sigma_um=outline_sigma_um,
     )
-    return {
-        "resampled": resampled,
-        "equalized": equalized,
-        "background": background,
+    intensity = pull(resampled)
+    result = {
+        "resampled": intensity,
+        "equalized": pull(equalized) if pull_intermediates else equalized,
+        "background": pull(background) if pull_intermediates else background,
         "labels": labels,
-        "statistics": measure_nuclei(labels, resampled, (voxel,) * 3),
     }
+    result["statistics"] = measure_nuclei(labels, intensity, (voxel,) * 3)
+    return result

@@ -4,39 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["depth_profile", "plot_depth_profiles", "plot_nuclei", "plot_volumes"]
-
-
-def depth_profile(resampled, equalized):
-    """Mean intensity of every z slice before and after equalization.
-
-    Parameters
-    ----------
-    resampled, equalized : numpy.ndarray
-        3D stacks (z, y, x) of the same shape.
-
-    Returns
-    -------
-    dict
-        ``z`` (slice index), ``mean_resampled`` and ``mean_equalized`` arrays.
-
-    Examples
-    --------
-    >>> stack = np.arange(8.0).reshape(2, 2, 2)
-    >>> depth_profile(stack, stack)["mean_resampled"].tolist()
-    [1.5, 5.5]
-    """
-    resampled, equalized = np.asarray(resampled), np.asarray(equalized)
-    if resampled.shape != equalized.shape or resampled.ndim != 3:
-        raise ValueError(
-            f"`resampled` (shape {resampled.shape}) and `equalized` (shape "
-            f"{equalized.shape}) must be 3D stacks of the same shape"
-        )
-    return {
-        "z": np.arange(resampled.shape[0]),
-        "mean_resampled": resampled.mean(axis=(1, 2)),
-        "mean_equalized": equalized.mean(axis=(1, 2)),
-    }
+__all__ = ["plot_depth_profiles", "plot_nuclei", "plot_volumes"]
 
 
 def _figure(width=6.0, height=3.5, columns=1):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-__all__ = ["resample_isotropic", "resolve_voxel_size"]
+__all__ = ["resample_isotropic", "resolve_voxel_size", "run_stage"]
 
 
 def _check_voxel_size(voxel_size_um, what):
@@ -63,25 +61,30 @@ def resolve_voxel_size(path, *, sheet=None, metadata=None, default=None):
     )
 
 
-def resample_isotropic(image, voxel_size_um, *, target_voxel_size_um=1.0):
+def resample_isotropic(
+    image, voxel_size_um, *, target_voxel_size_um=1.0, on_device=False
+):
     """Scale a stack so that every voxel is a cube of `target_voxel_size_um`.
 
     Runs ``cle.scale`` (nearest-neighbour, as the seed notebook) on the current
-    OpenCL device.
+    OpenCL device. A host stack is pushed in its own dtype (uint8: a quarter of
+    float32's bytes) through pinned memory (:func:`nuclei3d.device.push`).
 
     Parameters
     ----------
-    image : array_like
-        3D stack (z, y, x).
+    image : array_like or pyclesperanto_prototype.OCLArray
+        3D stack (z, y, x), on the host or already on the device.
     voxel_size_um : sequence of 3 float
         Its voxel size (z, y, x) in µm.
     target_voxel_size_um : float, optional
         Edge of the isotropic output voxel in µm. The seed's choice, 1 µm, is the
         default.
+    on_device : bool, optional
+        Return the device image instead of pulling it to the host.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or pyclesperanto_prototype.OCLArray
         float32 stack of shape ``round(shape * voxel_size / target)``.
 
     Raises
@@ -91,7 +94,10 @@ def resample_isotropic(image, voxel_size_um, *, target_voxel_size_um=1.0):
     """
     import pyclesperanto_prototype as cle
 
-    image = np.asarray(image)
+    from .device import on_device as to_device
+    from .device import pull
+
+    image = to_device(image)
     if image.ndim != 3:
         raise ValueError(f"`image` (shape {image.shape}) must be 3D (z, y, x)")
     vz, vy, vx = _check_voxel_size(voxel_size_um, "`voxel_size_um`")
@@ -111,4 +117,39 @@ def resample_isotropic(image, voxel_size_um, *, target_voxel_size_um=1.0):
         factor_z=vz / target,
         auto_size=True,
     )
-    return np.asarray(cle.pull(scaled), dtype=np.float32)
+    return scaled if on_device else pull(scaled)
+
+
+def run_stage(stack, device, log):
+    """Stage resample: read the raw stack, resample to isotropic voxels."""
+    from . import io
+    from .device import check_current_device_memory
+
+    p = stack.params
+    path = p["image"]
+    image, metadata_voxel_size = io.read_stack(path, channel=p["channel"])
+    voxel_size = resolve_voxel_size(
+        path,
+        sheet=p["voxel_size_um"],
+        metadata=metadata_voxel_size,
+        default=p["default_voxel_size_um"],
+    )
+    target = p["target_voxel_size_um"]
+    log.info(
+        "%s: %s %s, voxel %s µm -> %s µm",
+        path,
+        image.shape,
+        image.dtype,
+        voxel_size,
+        target,
+    )
+    with device:
+        check_current_device_memory(path, image.shape, buffers=2)
+        try:
+            resampled = resample_isotropic(
+                image, voxel_size, target_voxel_size_um=target
+            )
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+    log.info("resampled to %s", resampled.shape)
+    io.write_stack(stack.output, resampled, (target,) * 3)

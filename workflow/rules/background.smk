@@ -1,19 +1,27 @@
-rule background:
-    """Subtract the background with a box top-hat of background.radius_um."""
-    input:
-        result("equalized.tif"),
-    output:
-        result("background.tif"),
-    log:
-        log_path("background"),
-    benchmark:
-        benchmark_path("background")
-    conda:
-        "../../envs/nuclei3d.yaml"
-    resources:
-        **STAGE_RESOURCES,
-    params:
-        radius_um=config["background"]["radius_um"],
-        code=code_fingerprint("background", "io"),
-    script:
-        "../../scripts/background.py"
+for unit in UNITS:
+
+    rule:
+        """Subtract the background with a box top-hat of background.radius_um."""
+        name:
+            unit.rule("background")
+        input:
+            equalized=unit.paths("equalized.tif"),
+        output:
+            unit.paths("background.tif"),
+        log:
+            unit.log("background"),
+        resources:
+            **STAGE_RESOURCES,
+        params:
+            stacks=unit.each(stack_params(radius_um=config["background"]["radius_um"])),
+            code=code_fingerprint("background", "io"),
+        run:
+            run_job(
+                nuclei3d.background.run_stage,
+                rule,
+                input,
+                output,
+                params,
+                log,
+                config,
+            )

@@ -19,10 +19,36 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join([LIBRARY, *filter(None, [os.getenv("PYTHONPATH")])])
 )
 
+import nuclei3d.background
+import nuclei3d.equalize
+import nuclei3d.measure
+import nuclei3d.overlay
+import nuclei3d.resample
+import nuclei3d.segment
 from nuclei3d.fingerprint import code_fingerprint
+from nuclei3d.job import run_job
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# The per-stack stages are `run:` jobs, run in threads of the Snakemake process
+# (profiles/default: force-use-threads), so pyclesperanto is imported and the GPU
+# opened once, not per job. A SLURM group job runs its jobs in one Snakemake
+# process too (`--mode remote`), but Snakemake starts that process without
+# --force-use-threads, and would then start yet another Snakemake process for
+# each `run:` job. Threads there as well (checked by tests/test_slurm.py).
+if workflow.remote_exec:
+    from snakemake.executors import local as _local
+
+    if not getattr(_local.Executor, "nuclei3d_threads", False):
+        _init = _local.Executor.__post_init__
+
+        def _threaded_init(self):
+            _init(self)
+            self.use_threads = True
+
+        _local.Executor.__post_init__ = _threaded_init
+        _local.Executor.nuclei3d_threads = True
 
 
 def load_samples(path):
@@ -99,20 +125,20 @@ def benchmark_path(stage):
     return f"{RESULTS}/benchmarks/{stage}/{{sample}}.tsv"
 
 
-def image_path(wildcards):
-    return samples.at[wildcards.sample, "image"]
+def image_path(sample):
+    return samples.at[sample, "image"]
 
 
-def image_of(wildcards):
+def image_of(sample):
     """The stack as the resample job's input; none where the file is missing.
 
     A missing file must fail its own stack's job (with a message naming it), not
     the whole run, so it is not declared as an input. Demo stacks are inputs even
     before they exist: rule demo_stack makes them.
     """
-    path = image_path(wildcards)
+    path = image_path(sample)
     if os.path.exists(path) or path.startswith("resources/demo/"):
-        return path
+        return [path]
     return []
 
 
@@ -120,19 +146,86 @@ def ground_truth_of(wildcards):
     return samples.at[wildcards.sample, "ground_truth"]
 
 
-def channel_of(wildcards):
+def channel_of(sample):
     """0-based channel of a multichannel file (sheet column `channel`), or None."""
-    value = samples.loc[wildcards.sample].get("channel")
+    value = samples.loc[sample].get("channel")
     return None if value is None or pd.isna(value) else int(value)
 
 
-def sheet_voxel_size(wildcards):
+def sheet_voxel_size(sample):
     """Voxel size (z, y, x) from the sheet, or None where any of the three is empty."""
-    row = samples.loc[wildcards.sample]
+    row = samples.loc[sample]
     values = [row.get(f"voxel_size_{axis}") for axis in "zyx"]
     if any(v is None or pd.isna(v) for v in values):
         return None
     return [float(v) for v in values]
+
+
+class Unit:
+    """The stacks that one job of a per-stack rule handles.
+
+    With `stacks_per_job: 1` (the default) there is one unit, the wildcard
+    `{sample}`: one job per stack, rules named after their stage. With N > 1 the
+    sheet is cut, in its order, into batches of N stacks, and every stage gets one
+    rule per batch (`resample_b00003`, ...) whose outputs are still the per-stack
+    files: a few thousand jobs for thousands of stacks. Rule parameters are lists
+    with one dict per stack (`nuclei3d.job.run_job`).
+    """
+
+    def __init__(self, batch=None, members=()):
+        self.batch, self.members = batch, list(members)
+
+    def rule(self, stage):
+        """The rule's name; a batch rule gets the stage's --set-resources."""
+        if self.batch is None:
+            return stage
+        name = f"{stage}_{self.batch}"
+        overrides = workflow.resource_settings._parsed_overwrite_resources
+        if stage in overrides:
+            overrides[name] = overrides[stage]
+        return name
+
+    def paths(self, name):
+        """Per-stack files `{results}/<sample>/<name>` of the unit's stacks."""
+        if self.batch is None:
+            return [result(name)]
+        return [f"{RESULTS}/{sample}/{name}" for sample in self.members]
+
+    def log(self, stage):
+        if self.batch is None:
+            return log_path(stage)
+        return f"{RESULTS}/logs/{stage}/{self.batch}.log"
+
+    def each(self, function):
+        """`[function(sample) for each stack]`, for params and inputs."""
+        if self.batch is None:
+            return lambda wildcards: [function(wildcards.sample)]
+        return [function(sample) for sample in self.members]
+
+    def images(self):
+        """The existing (or demo) raw stacks, as inputs (see `image_of`)."""
+        if self.batch is None:
+            return lambda wildcards: image_of(wildcards.sample)
+        return [path for sample in self.members for path in image_of(sample)]
+
+
+STACKS_PER_JOB = config["stacks_per_job"]
+UNITS = (
+    [Unit()]
+    if STACKS_PER_JOB == 1
+    else [
+        Unit(
+            f"b{start // STACKS_PER_JOB:05d}",
+            samples.index[start : start + STACKS_PER_JOB],
+        )
+        for start in range(0, len(samples), STACKS_PER_JOB)
+    ]
+)
+
+
+def stack_params(**values):
+    """Per-stack params: `sample` and the stage's (same for every stack) values."""
+    return lambda sample: dict(sample=sample, **values)
 
 
 # Parameter sweep (rules in sweep.smk): the combinations and, per stage, the
@@ -142,9 +235,9 @@ COMBINATIONS = sweep_combinations(config)
 SWEPT_COLUMNS = [column for _, _, column in SWEPT]
 
 
-def stage_space(stages):
-    """Paramspace of the first `stages` swept parameters."""
-    columns = SWEPT_COLUMNS[:stages]
+def stage_space(count):
+    """Paramspace of the first `count` swept parameters."""
+    columns = SWEPT_COLUMNS[:count]
     return Paramspace(COMBINATIONS[columns].drop_duplicates())
 
 
@@ -158,3 +251,25 @@ def swept(space, name):
 
 def sweep_log(space, stage):
     return f"{SWEEP}/{space.wildcard_pattern}/logs/{stage}/{{sample}}.log"
+
+
+def resample_params(sample, target_voxel_size_um=None):
+    """What resampling one stack needs: its file, channel and voxel sizes."""
+    return dict(
+        sample=sample,
+        image=image_path(sample),
+        channel=channel_of(sample),
+        voxel_size_um=sheet_voxel_size(sample),
+        default_voxel_size_um=config["default_voxel_size_um"],
+        target_voxel_size_um=target_voxel_size_um
+        or config["resample"]["target_voxel_size_um"],
+    )
+
+
+def sweep_benchmark(space, stage):
+    return f"{SWEEP}/{space.wildcard_pattern}/benchmarks/{stage}/{{sample}}.tsv"
+
+
+def swept_params(space, function):
+    """Params of a swept stage: its stack's dict with this combination's values."""
+    return lambda w: [function(w.sample, space.instance(w))]

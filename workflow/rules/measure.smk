@@ -1,22 +1,32 @@
-rule measure:
-    """Per-nucleus statistics of one stack (positions and sizes in µm), on the CPU."""
-    input:
-        labels=result("labels.tif"),
-        intensity=result("resampled.tif"),
-    output:
-        result("statistics.csv"),
-    log:
-        log_path("measure"),
-    benchmark:
-        benchmark_path("measure")
-    conda:
-        "../../envs/nuclei3d.yaml"
-    resources:
-        **STAGE_RESOURCES,
-    params:
-        code=code_fingerprint("measure", "io"),
-    script:
-        "../../scripts/measure.py"
+for unit in UNITS:
+
+    rule:
+        """Per-nucleus statistics of one stack (positions and sizes in µm), on the CPU."""
+        name:
+            unit.rule("measure")
+        input:
+            labels=unit.paths("labels.tif"),
+            intensity=unit.paths("resampled.tif"),
+        output:
+            unit.paths("statistics.csv"),
+        log:
+            unit.log("measure"),
+        resources:
+            **STAGE_RESOURCES,
+        params:
+            stacks=unit.each(stack_params()),
+            code=code_fingerprint("measure", "io"),
+        run:
+            run_job(
+                nuclei3d.measure.run_stage,
+                rule,
+                input,
+                output,
+                params,
+                log,
+                config,
+                gpu=False,
+            )
 
 
 rule collect_statistics:

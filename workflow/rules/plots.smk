@@ -1,22 +1,3 @@
-rule depth_profile:
-    """Mean intensity per z slice of a stack, before and after equalization."""
-    input:
-        resampled=result("resampled.tif"),
-        equalized=result("equalized.tif"),
-    output:
-        result("depth_profile.csv"),
-    log:
-        log_path("depth_profile"),
-    benchmark:
-        benchmark_path("depth_profile")
-    conda:
-        "../../envs/nuclei3d.yaml"
-    params:
-        code=code_fingerprint("plots", "io"),
-    script:
-        "../../scripts/depth_profile.py"
-
-
 rule plot_run:
     """Figures of the run: nuclei per stack, volumes, intensity against depth."""
     input:

@@ -1,23 +1,28 @@
-rule resample:
-    """Resample a stack to isotropic voxels of resample.target_voxel_size_um."""
-    input:
-        image=image_of,
-    output:
-        result("resampled.tif"),
-    log:
-        log_path("resample"),
-    benchmark:
-        benchmark_path("resample")
-    conda:
-        "../../envs/nuclei3d.yaml"
-    resources:
-        **STAGE_RESOURCES,
-    params:
-        image=image_path,
-        channel=channel_of,
-        target_voxel_size_um=config["resample"]["target_voxel_size_um"],
-        voxel_size_um=sheet_voxel_size,
-        default_voxel_size_um=config["default_voxel_size_um"],
-        code=code_fingerprint("resample", "io"),
-    script:
-        "../../scripts/resample.py"
+# One job per stack, or per batch of stacks (`stacks_per_job`; common.smk: Unit).
+for unit in UNITS:
+
+    rule:
+        """Resample a stack to isotropic voxels of resample.target_voxel_size_um."""
+        name:
+            unit.rule("resample")
+        input:
+            image=unit.images(),
+        output:
+            unit.paths("resampled.tif"),
+        log:
+            unit.log("resample"),
+        resources:
+            **STAGE_RESOURCES,
+        params:
+            stacks=unit.each(resample_params),
+            code=code_fingerprint("resample", "io"),
+        run:
+            run_job(
+                nuclei3d.resample.run_stage,
+                rule,
+                input,
+                output,
+                params,
+                log,
+                config,
+            )

@@ -1,20 +1,21 @@
-rule segment:
-    """Label nuclei with Voronoi-Otsu labeling."""
-    input:
-        result("background.tif"),
-    output:
-        result("labels.tif"),
-    log:
-        log_path("segment"),
-    benchmark:
-        benchmark_path("segment")
-    conda:
-        "../../envs/nuclei3d.yaml"
-    resources:
-        **STAGE_RESOURCES,
-    params:
-        spot_sigma_um=config["segment"]["spot_sigma_um"],
-        outline_sigma_um=config["segment"]["outline_sigma_um"],
-        code=code_fingerprint("segment", "io"),
-    script:
-        "../../scripts/segment.py"
+for unit in UNITS:
+
+    rule:
+        """Label nuclei with Voronoi-Otsu labeling."""
+        name:
+            unit.rule("segment")
+        input:
+            background=unit.paths("background.tif"),
+        output:
+            unit.paths("labels.tif"),
+        log:
+            unit.log("segment"),
+        resources:
+            **STAGE_RESOURCES,
+        params:
+            stacks=unit.each(stack_params(**config["segment"])),
+            code=code_fingerprint("segment", "io"),
+        run:
+            run_job(
+                nuclei3d.segment.run_stage, rule, input, output, params, log, config
+            )

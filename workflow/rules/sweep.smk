@@ -6,63 +6,92 @@ wildcard_constraints:
     **{column: r"[^/]+" for column in SWEPT_COLUMNS},
 
 
-use rule resample as sweep_resample with:
+rule sweep_resample:
+    input:
+        image=lambda w: image_of(w.sample),
     output:
         swept(RESAMPLED, "resampled.tif"),
     log:
         sweep_log(RESAMPLED, "resample"),
-    benchmark:
-        f"{SWEEP}/{RESAMPLED.wildcard_pattern}/benchmarks/resample/{{sample}}.tsv"
+    resources:
+        **STAGE_RESOURCES,
     params:
-        image=image_path,
-        channel=channel_of,
-        target_voxel_size_um=lambda w: RESAMPLED.instance(w)["target_voxel_size_um"],
-        voxel_size_um=sheet_voxel_size,
-        default_voxel_size_um=config["default_voxel_size_um"],
+        stacks=swept_params(
+            RESAMPLED,
+            lambda s, values: resample_params(s, values["target_voxel_size_um"]),
+        ),
         code=code_fingerprint("resample", "io"),
+    run:
+        run_job(
+            nuclei3d.resample.run_stage, rule, input, output, params, log, config
+        )
 
 
-use rule equalize as sweep_equalize with:
+rule sweep_equalize:
     input:
-        swept(RESAMPLED, "resampled.tif"),
+        resampled=swept(RESAMPLED, "resampled.tif"),
     output:
-        swept(EQUALIZED, "equalized.tif"),
+        equalized=swept(EQUALIZED, "equalized.tif"),
+        profile=swept(EQUALIZED, "depth_profile.csv"),
     log:
         sweep_log(EQUALIZED, "equalize"),
-    benchmark:
-        f"{SWEEP}/{EQUALIZED.wildcard_pattern}/benchmarks/equalize/{{sample}}.tsv"
+    resources:
+        **STAGE_RESOURCES,
     params:
-        enabled=lambda w: bool(EQUALIZED.instance(w)["equalize"]),
+        stacks=swept_params(
+            EQUALIZED,
+            lambda s, values: dict(sample=s, enabled=bool(values["equalize"])),
+        ),
         code=code_fingerprint("equalize", "io"),
+    run:
+        run_job(
+            nuclei3d.equalize.run_stage, rule, input, output, params, log, config
+        )
 
 
-use rule background as sweep_background with:
+rule sweep_background:
     input:
-        swept(EQUALIZED, "equalized.tif"),
+        equalized=swept(EQUALIZED, "equalized.tif"),
     output:
         swept(BACKGROUND, "background.tif"),
     log:
         sweep_log(BACKGROUND, "background"),
-    benchmark:
-        f"{SWEEP}/{BACKGROUND.wildcard_pattern}/benchmarks/background/{{sample}}.tsv"
+    resources:
+        **STAGE_RESOURCES,
     params:
-        radius_um=lambda w: BACKGROUND.instance(w)["radius_um"],
+        stacks=swept_params(
+            BACKGROUND, lambda s, values: dict(sample=s, radius_um=values["radius_um"])
+        ),
         code=code_fingerprint("background", "io"),
+    run:
+        run_job(
+            nuclei3d.background.run_stage, rule, input, output, params, log, config
+        )
 
 
-use rule segment as sweep_segment with:
+rule sweep_segment:
     input:
-        swept(BACKGROUND, "background.tif"),
+        background=swept(BACKGROUND, "background.tif"),
     output:
         swept(LABELLED, "labels.tif"),
     log:
         sweep_log(LABELLED, "segment"),
-    benchmark:
-        f"{SWEEP}/{LABELLED.wildcard_pattern}/benchmarks/segment/{{sample}}.tsv"
+    resources:
+        **STAGE_RESOURCES,
     params:
-        spot_sigma_um=lambda w: LABELLED.instance(w)["spot_sigma_um"],
-        outline_sigma_um=lambda w: LABELLED.instance(w)["outline_sigma_um"],
+        stacks=swept_params(
+            LABELLED,
+            lambda s, values: dict(
+                sample=s,
+                spot_sigma_um=values["spot_sigma_um"],
+                outline_sigma_um=values["outline_sigma_um"],
+            ),
+        ),
         code=code_fingerprint("segment", "io"),
+    run:
+        run_job(
+            nuclei3d.segment.run_stage, rule, input, output, params, log, config
+        )
 
 
 use rule validate as sweep_validate with:
@@ -74,7 +103,7 @@ use rule validate as sweep_validate with:
     log:
         sweep_log(LABELLED, "validate"),
     benchmark:
-        f"{SWEEP}/{LABELLED.wildcard_pattern}/benchmarks/validate/{{sample}}.tsv"
+        sweep_benchmark(LABELLED, "validate")
 
 
 rule rank_sweep:

@@ -1,0 +1,104 @@
+"""Time every OpenCL step of the pipeline on one device, for finding hot spots.
+
+    python benchmarks/step_profile.py [--repeats 20] [--large] [--device PATTERN]
+
+Draws a demo-like stack (86×396×393 uint8; ``--large`` also 172×1584×1572),
+then times each step alone, synchronising the queue before every clock read, and
+prints medians in ms as JSON. Not part of the side-by-side benchmark
+(``benchmark.py``): this says where the time of one stage goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+VOXEL = (1.0, 0.202, 0.202)
+
+
+def profile(image, repeats, device):
+    """Median ms of every step on `image` (a host stack)."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d import pipeline
+    from nuclei3d.device import pull, push
+    from nuclei3d.equalize import equalize_slice_means
+    from nuclei3d.measure import measure_nuclei
+
+    def timed(function):
+        times = []
+        for _ in range(repeats + 1):  # the first run builds kernels
+            device.queue.finish()
+            begin = time.perf_counter()
+            out = function()
+            device.queue.finish()
+            times.append(time.perf_counter() - begin)
+        return round(statistics.median(times[1:]) * 1e3, 3), out
+
+    factors = dict(factor_x=0.202, factor_y=0.202, factor_z=1.0, auto_size=True)
+    steps = {}
+    steps["cle_push_uint8"], raw = timed(lambda: cle.push(image))
+    steps["pinned_push_uint8"], raw = timed(lambda: push(image))
+    steps["scale_on_device"], resampled = timed(lambda: cle.scale(raw, **factors))
+    steps["cle_pull_resampled"], host = timed(lambda: cle.pull(resampled))
+    steps["pinned_pull_resampled"], host = timed(lambda: pull(resampled))
+    steps["equalize_on_device"], equalized = timed(
+        lambda: equalize_slice_means(resampled, on_device=True)
+    )
+    steps["equalize_host_to_host"], _ = timed(lambda: equalize_slice_means(host))
+    steps["top_hat_box"], tophat = timed(
+        lambda: cle.top_hat_box(equalized, radius_x=5, radius_y=5, radius_z=5)
+    )
+    steps["gaussian_blur_3"], blurred = timed(
+        lambda: cle.gaussian_blur(tophat, sigma_x=3, sigma_y=3, sigma_z=3)
+    )
+    steps["detect_maxima_box"], spots = timed(lambda: cle.detect_maxima_box(blurred))
+    steps["threshold_otsu"], binary = timed(lambda: cle.threshold_otsu(blurred))
+    steps["masked_voronoi"], _ = timed(
+        lambda: cle.masked_voronoi_labeling(cle.binary_and(spots, binary), binary)
+    )
+    steps["voronoi_otsu_labeling"], labels = timed(
+        lambda: cle.voronoi_otsu_labeling(tophat, spot_sigma=3, outline_sigma=1)
+    )
+    steps["pinned_pull_labels"], host_labels = timed(lambda: pull(labels))
+    steps["measure_numpy"], _ = timed(
+        lambda: measure_nuclei(host_labels.astype("uint16"), host, (1.0,) * 3)
+    )
+    steps["run_pipeline"], _ = timed(
+        lambda: pipeline.run_pipeline(image, VOXEL, pull_intermediates=False)
+    )
+    return steps
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--large", action="store_true")
+    parser.add_argument("--device", default="")
+    args = parser.parse_args(argv)
+
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.demo import make_demo_stack
+    from nuclei3d.device import select_device
+
+    choice = select_device(args.device)
+    shapes = [(86, 396, 393)] + ([(172, 1584, 1572)] if args.large else [])
+    report = {"device": choice.name}
+    for shape in shapes:
+        nuclei = 60 * (16 if shape[1] > 400 else 1)
+        image, _ = make_demo_stack(shape=shape, voxel_size_um=VOXEL, n_nuclei=nuclei)
+        repeats = args.repeats if shape[1] < 1000 else 3
+        report["x".join(map(str, shape))] = profile(image, repeats, cle.get_device())
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
