@@ -406,13 +406,21 @@ def workflow_run(stacks, *, root, cores, kernel_cache, device, stacks_per_job=1)
     # and log "job ends after S s" (logs/<rule>/<sample or batch>.log); the other
     # rules are processes with Snakemake benchmark files (benchmarks/<rule>.tsv
     # for run-wide ones, benchmarks/<rule>/<sample>.tsv per stack).
-    seconds = {}
+    seconds, device_use = {}, {}
     for log in (results / "logs").glob("*/*.log"):
-        found = re.search(r"job ends after ([0-9.]+) s", log.read_text())
+        found = re.search(
+            r"job ends after ([0-9.]+) s(?: \(device: waited ([0-9.]+) s, "
+            r"used ([0-9.]+) s\))?",
+            log.read_text(),
+        )
         if found:
             seconds.setdefault((log.parent.name, "per_stack"), []).append(
                 float(found.group(1))
             )
+            if found.group(2):
+                device_use.setdefault(log.parent.name, []).append(
+                    (float(found.group(2)), float(found.group(3)))
+                )
     bench = results / "benchmarks"
     files = [(d.name, "per_stack", sorted(d.glob("*.tsv"))) for d in bench.iterdir()]
     files += [(f.stem, "run", [f]) for f in bench.glob("*.tsv")]
@@ -449,6 +457,14 @@ def workflow_run(stacks, *, root, cores, kernel_cache, device, stacks_per_job=1)
         "stacks_per_job": stacks_per_job,
         "jobs": sum(v["jobs"] for v in per_stage.values()),
         "median_job_s": {k: v["median_s"] for k, v in per_stage.items()},
+        "device_s": {
+            stage: {
+                "median_waited": median(w for w, _ in pairs),
+                "median_used": median(u for _, u in pairs),
+                "total_used": sum(u for _, u in pairs),
+            }
+            for stage, pairs in sorted(device_use.items())
+        },
         "job_seconds_per_stack": per_stack,
         "per_stage": per_stage,
         "nuclei": nuclei,
@@ -815,6 +831,14 @@ def print_report(report, file=sys.stdout):
     )
     if others:
         out("  other workflow jobs (median s): " + ", ".join(others))
+    if workflow.get("device_s"):
+        out(
+            "  workflow jobs' device (median s waited / used): "
+            + ", ".join(
+                f"{stage} {fmt(v['median_waited'])} / {fmt(v['median_used'])}"
+                for stage, v in workflow["device_s"].items()
+            )
+        )
     out(
         "  workflow total per stack = every per-stack job, "
         "the other jobs included; (run) = once per run"

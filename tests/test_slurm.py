@@ -271,7 +271,6 @@ def test_every_gpu_stage_ran_on_the_gpu_slurm_gave_its_job(runs, name):
         # The prolog recorded the job's GPUs as SLURM allocated them.
         assert job["GpuIdx"] is not None and len(job["GpuIdx"]) == 1, job
         gpu = str(job["GpuIdx"][0])
-        pids = set()
         for sample in stacks_run_by(job):
             seen.add(sample)
             for stage in STAGES:
@@ -279,15 +278,11 @@ def test_every_gpu_stage_ran_on_the_gpu_slurm_gave_its_job(runs, name):
                 log = log_file.read_text()
                 where = f"{stage}/{sample} in SLURM job {job['JobId']}:\n{log}"
                 assert f"CUDA_VISIBLE_DEVICES={gpu}\n" in log, where
-                pids.add(re.search(r", pid (\d+), thread ", log).group(1))
                 device = GPU_LINE.search(log)
                 assert device or stage not in OPENCL_STAGES, where
                 if device:
                     # index chosen == CUDA_VISIBLE_DEVICES == what SLURM allocated
                     assert device.groups() == (gpu, gpu, gpu, "2"), where
-        # All stages of the SLURM job ran as threads of one process (one import
-        # of pyclesperanto, one OpenCL context), not one process per stage.
-        assert len(pids) == 1, (job["JobId"], pids)
     assert seen == set(run.samples)
 
 

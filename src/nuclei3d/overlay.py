@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["label_colors", "overlay_images", "run_stage", "to_grey"]
+__all__ = [
+    "compose_overlays",
+    "label_colors",
+    "overlay_images",
+    "overlay_layers",
+    "run_stage",
+    "to_grey",
+]
 
 
 def label_colors(labels):
@@ -54,6 +61,67 @@ def to_grey(image, *, low=None, high=None):
     return np.repeat(scaled.astype(np.uint8)[..., np.newaxis], 3, axis=-1)
 
 
+def overlay_layers(intensity, labels, *, every_n_slices=20):
+    """The OpenCL part of :func:`overlay_images`: 2D label edges, max projections.
+
+    Parameters
+    ----------
+    intensity, labels, every_n_slices
+        As for :func:`overlay_images`.
+
+    Returns
+    -------
+    dict
+        ``edges`` (z -> bool edge image of that slice's labels, found in 2D like
+        the seed), ``intensity_projections`` and ``label_projections`` (axis ->
+        maximum projection, each shown as (y, x), (z, x) and (z, y)).
+    """
+    import pyclesperanto_prototype as cle
+
+    from .device import pull, push
+
+    intensity = np.asarray(intensity)
+    labels = np.asarray(labels)
+    if intensity.shape != labels.shape or intensity.ndim != 3:
+        raise ValueError(
+            f"`intensity` (shape {intensity.shape}) and `labels` (shape "
+            f"{labels.shape}) must be 3D stacks of the same shape"
+        )
+    if every_n_slices < 1:
+        raise ValueError(f"`every_n_slices` ({every_n_slices}) must be at least 1")
+    edges = {
+        z: pull(cle.detect_label_edges(push(labels[z]))).astype(bool)
+        for z in range(0, intensity.shape[0], every_n_slices)
+    }
+    gpu_intensity, gpu_labels = push(intensity), push(labels)
+    projections = {"intensity_projections": {}, "label_projections": {}}
+    for axis, project in (
+        ("z", cle.maximum_z_projection),
+        ("y", cle.maximum_y_projection),
+        ("x", lambda image: cle.transpose_xy(cle.maximum_x_projection(image))),
+    ):
+        projections["intensity_projections"][axis] = pull(project(gpu_intensity))
+        projections["label_projections"][axis] = pull(project(gpu_labels))
+    return {"edges": edges, **projections}
+
+
+def compose_overlays(intensity, labels, layers):
+    """The pictures of :func:`overlay_images` from its :func:`overlay_layers`."""
+    intensity = np.asarray(intensity)
+    low, high = np.percentile(intensity, (0.5, 99.5))
+    pictures = {}
+    for z, edges in layers["edges"].items():
+        picture = to_grey(intensity[z], low=low, high=high)
+        picture[edges] = label_colors(labels[z])[edges]
+        pictures[f"outlines_z{z:04d}"] = picture
+    for axis, projection in layers["intensity_projections"].items():
+        pictures[f"projection_{axis}_intensity"] = to_grey(projection)
+        pictures[f"projection_{axis}_labels"] = label_colors(
+            layers["label_projections"][axis]
+        )
+    return pictures
+
+
 def overlay_images(intensity, labels, *, every_n_slices=20):
     """Outline and projection pictures of one segmented stack.
 
@@ -75,37 +143,8 @@ def overlay_images(intensity, labels, *, every_n_slices=20):
         ``projection_{z,y,x}_labels`` (maximum projections, each shown as
         (y, x), (z, x) and (z, y)).
     """
-    import pyclesperanto_prototype as cle
-
-    intensity = np.asarray(intensity)
-    labels = np.asarray(labels)
-    if intensity.shape != labels.shape or intensity.ndim != 3:
-        raise ValueError(
-            f"`intensity` (shape {intensity.shape}) and `labels` (shape "
-            f"{labels.shape}) must be 3D stacks of the same shape"
-        )
-    if every_n_slices < 1:
-        raise ValueError(f"`every_n_slices` ({every_n_slices}) must be at least 1")
-    low, high = np.percentile(intensity, (0.5, 99.5))
-    pictures = {}
-    for z in range(0, intensity.shape[0], every_n_slices):
-        edges = cle.pull(cle.detect_label_edges(labels[z])).astype(bool)
-        picture = to_grey(intensity[z], low=low, high=high)
-        picture[edges] = label_colors(labels[z])[edges]
-        pictures[f"outlines_z{z:04d}"] = picture
-    gpu_intensity, gpu_labels = cle.push(intensity), cle.push(labels)
-    for axis, project in (
-        ("z", cle.maximum_z_projection),
-        ("y", cle.maximum_y_projection),
-        ("x", lambda image: cle.transpose_xy(cle.maximum_x_projection(image))),
-    ):
-        pictures[f"projection_{axis}_intensity"] = to_grey(
-            cle.pull(project(gpu_intensity))
-        )
-        pictures[f"projection_{axis}_labels"] = label_colors(
-            cle.pull(project(gpu_labels))
-        )
-    return pictures
+    layers = overlay_layers(intensity, labels, every_n_slices=every_n_slices)
+    return compose_overlays(intensity, labels, layers)
 
 
 def run_stage(stack, device, log):
@@ -117,11 +156,12 @@ def run_stage(stack, device, log):
 
     intensity, _ = io.read_stack(stack.inputs["intensity"])
     labels, _ = io.read_stack(stack.inputs["labels"])
-    with device:
+    with device:  # only the OpenCL part holds the device
         check_current_device_memory(stack.inputs["labels"], labels.shape, buffers=3)
-        pictures = overlay_images(
+        layers = overlay_layers(
             intensity, labels, every_n_slices=stack.params["every_n_slices"]
         )
+    pictures = compose_overlays(intensity, labels, layers)
     with io.atomic_directory(stack.output) as folder:
         for name, picture in pictures.items():
             iio.imwrite(folder / f"{name}.png", picture)

@@ -31,25 +31,6 @@ from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-# The per-stack stages are `run:` jobs, run in threads of the Snakemake process
-# (profiles/default: force-use-threads), so pyclesperanto is imported and the GPU
-# opened once, not per job. A SLURM group job runs its jobs in one Snakemake
-# process too (`--mode remote`), but Snakemake starts that process without
-# --force-use-threads, and would then start yet another Snakemake process for
-# each `run:` job. Threads there as well (checked by tests/test_slurm.py).
-if workflow.remote_exec:
-    from snakemake.executors import local as _local
-
-    if not getattr(_local.Executor, "nuclei3d_threads", False):
-        _init = _local.Executor.__post_init__
-
-        def _threaded_init(self):
-            _init(self)
-            self.use_threads = True
-
-        _local.Executor.__post_init__ = _threaded_init
-        _local.Executor.nuclei3d_threads = True
-
 
 def load_samples(path):
     """Read and validate the sample sheet; one row per sample, indexed by name."""
