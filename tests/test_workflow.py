@@ -19,6 +19,7 @@ from .conftest import (
     SNAKEMAKE,
     copy_workflow,
     edit_config,
+    job_counts,
     make_workdir,
     planned_jobs,
     run_snakemake,
@@ -298,3 +299,60 @@ def test_validation_scores_every_annotated_stack(finished_run):
     assert table["f1_iou50"].between(0, 1).all()
     assert (table["f1_iou75"] <= table["f1_iou50"]).all()
     assert (table["n_true"] > 0).all()
+
+
+# -- stacks_per_job: one job runs a stage over a batch of stacks -------------------
+
+
+def test_batches_give_the_same_per_stack_outputs_in_fewer_jobs(tmp_path, finished_run):
+    _, per_stack = finished_run
+    samples = (*SAMPLES, "stack_c")
+    workdir = make_workdir(tmp_path, samples, stacks_per_job=2)
+    counts = job_counts(workdir)
+    for stage in STAGES:  # 3 stacks in batches of 2: [a, b], [c]
+        assert counts[f"{stage}_b00000"] == counts[f"{stage}_b00001"] == 1, stage
+        assert stage not in counts
+    assert counts["demo_stack"] == 3  # not a per-stack stage: one job per stack
+    run_snakemake(workdir)
+    for sample in SAMPLES:
+        for name in ("labels.tif", "statistics.csv", "depth_profile.csv"):
+            ours = (workdir / "results" / sample / name).read_bytes()
+            assert ours == (per_stack / "results" / sample / name).read_bytes(), name
+    log = (workdir / "results/logs/segment/b00000.log").read_text()
+    assert "rule segment_b00000, 2 stack(s)" in log
+    assert "stack_a: " in log and "stack_b: " in log
+    summary = (workdir / "results/summary.csv").read_text()
+    assert all(sample in summary for sample in samples)
+    assert run_snakemake(workdir, "--dry-run").stdout.count("rule ") == 0
+
+
+def test_batch_rules_get_their_stages_set_resources(tmp_path):
+    workdir = make_workdir(tmp_path, ("stack_a", "stack_b"), stacks_per_job=2)
+    process = run_snakemake(
+        workdir, "--dry-run", "--set-resources", "segment:mem_mb=1234"
+    )
+    block = process.stdout.split("rule segment_b00000:")[1].split("\n\n")[0]
+    assert "mem_mb=1234" in block
+
+
+def test_a_bad_stack_fails_its_batch_and_names_its_file(tmp_path):
+    workdir = make_workdir(tmp_path, ("stack_a",), stacks_per_job=2)
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"not a tiff")
+    write_sheet(
+        workdir,
+        ("stack_a",),
+        extra_rows=[
+            f"broken\t{broken}\t",
+            "stack_c\tresources/demo/stack_c/image.tif\t",
+        ],
+    )
+    process = run_snakemake(workdir, check=False)
+    text = process.stdout + process.stderr
+    assert process.returncode != 0
+    assert re.search(r"rule resample_b00000: 1 of 2 stack\(s\) failed", text)
+    assert str(broken) in text
+    # Its batch-mate's output went with the failed job; the other batch finished.
+    assert not (workdir / "results/stack_a/resampled.tif").exists()
+    assert (workdir / "results/stack_c/statistics.csv").is_file()
+    assert not list((workdir / "results").rglob("*.part"))
