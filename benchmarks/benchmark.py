@@ -390,8 +390,18 @@ def snakemake_command(cores, *extra):
     ]
 
 
-def workflow_run(stacks, *, root, cores, kernel_cache, device, stacks_per_job=1):
-    folder = root / "runs" / f"workflow-{stacks_per_job}"
+def workflow_run(
+    stacks,
+    *,
+    root,
+    cores,
+    kernel_cache,
+    device,
+    stacks_per_job=1,
+    extra_args=(),
+    name=None,
+):
+    folder = root / "runs" / (name or f"workflow-{stacks_per_job}")
     shutil.rmtree(folder, ignore_errors=True)
     write_workflow_dir(
         folder,
@@ -400,7 +410,9 @@ def workflow_run(stacks, *, root, cores, kernel_cache, device, stacks_per_job=1)
         device=device,
         stacks_per_job=stacks_per_job,
     )
-    process = run_timed(snakemake_command(cores), cwd=folder, log=folder / "log.txt")
+    process = run_timed(
+        snakemake_command(cores, *extra_args), cwd=folder, log=folder / "log.txt"
+    )
     results = folder / "results"
     # Job wall times. The per-stack stages run in threads of Snakemake's process
     # and log "job ends after S s" (logs/<rule>/<sample or batch>.log); the other

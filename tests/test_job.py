@@ -1,5 +1,6 @@
 """nuclei3d.job.run_job without Snakemake: batches, failures, logs, device turns."""
 
+import os
 import threading
 import time
 
@@ -90,3 +91,19 @@ def test_jobs_in_threads_log_apart_and_take_turns_on_the_device(
         assert "INFO nuclei3d.device: OpenCL device" in text
         others = {"one", "two", "three"} - {name}
         assert not any(f"stack {other}" in text for other in others)
+
+
+def test_jobs_run_in_worker_processes_when_asked(tmp_path):
+    from nuclei3d import job as job_module
+
+    input_, output, params, log = job(tmp_path, ["a", "bad"], raw=["a.tif", "bad.tif"])
+    job_module.use_workers(1)
+    try:
+        with pytest.raises(StageError, match=r"bad: bad\.tif: not a stack"):
+            run_job(write_name, "demo", input_, output, params, log, CONFIG, gpu=False)
+    finally:
+        job_module.use_workers(0)
+    text = (tmp_path / "job.log").read_text()
+    assert f"pid {os.getpid()}," not in text  # another process wrote it
+    assert "writing a" in text
+    assert (tmp_path / "a.txt").read_text() == "a.tif"

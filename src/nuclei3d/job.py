@@ -46,6 +46,7 @@ from .device import (
     opencl_devices,
 )
 from .kernel_cache import use_kernel_cache
+from .worker import WorkerPool
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -55,8 +56,10 @@ __all__ = [
     "StageError",
     "node_path",
     "run_job",
+    "run_stacks",
     "start_job",
     "transform_stack",
+    "use_workers",
 ]
 
 
@@ -120,6 +123,7 @@ _SETUP = threading.Lock()
 SWITCH_INTERVAL_S = 0.0005
 _DEVICES = {}  # flat OpenCL device index -> pyclesperanto Device (own context)
 _CACHES = set()  # kernel cache folders already set up in this process
+_POOL = None  # WorkerPool of use_workers(), if any
 _local = threading.local()
 
 
@@ -268,13 +272,30 @@ def _nth(files, i):
     return files if isinstance(files, str) else files[i]
 
 
+def use_workers(count):
+    """Run later :func:`run_job` calls in `count` worker processes (0: in threads).
+
+    ``workflow/rules/common.smk`` calls it with the config's ``job_workers`` (at
+    most ``--cores``) in a run's Snakemake process, and with 0 where Snakemake runs
+    one job per process (SLURM job steps).
+    """
+    global _POOL
+    if _POOL is not None and _POOL.size != count:
+        _POOL.close()
+        _POOL = None
+    if count and _POOL is None:
+        _POOL = WorkerPool(count)
+
+
 def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
     """Run `stage` on each stack of a Snakemake job, logging to the job's log.
+
+    In a worker process (:func:`use_workers`), else in the calling thread.
 
     Parameters
     ----------
     stage : callable
-        ``stage(stack, device, log)``, one of this module's stage functions.
+        ``stage(stack, device, log)``: a stage module's ``run_stage``.
     rule : str
         Rule name (the logger's name).
     input, output, params, log : snakemake.io.Namedlist
@@ -290,18 +311,45 @@ def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
     ------
     StageError
         After all stacks ran, if any failed; its message has each stack's error.
+    nuclei3d.worker.WorkerDied
+        If the worker process running the job ended (crash, out of memory).
     """
+    # A Namedlist iterates over its files; keys() gives the names.
+    names = [n for n in input.keys() if n != "image"]  # noqa: SIM118
+    stacks = []
+    for i, stack_params in enumerate(params.stacks):
+        outputs = {n: _nth(output[n], i) for n in output.keys()}  # noqa: SIM118
+        stacks.append(
+            Stack(
+                name=stack_params["sample"],
+                inputs={n: _nth(input[n], i) for n in names},
+                output=next(iter(outputs.values())) if outputs else output[i],
+                outputs=outputs,
+                params=stack_params,
+            )
+        )
+    arguments = (stage, rule, stacks, log[0], dict(config), gpu, time.time())
+    if _POOL is None:
+        run_stacks(*arguments)
+    else:
+        _POOL.run(run_stacks, *arguments)
+
+
+def run_stacks(stage, rule, stacks, log_path, config, gpu, queued_at):
+    """The body of :func:`run_job`, in whichever process runs it."""
     if sys.getswitchinterval() > SWITCH_INTERVAL_S:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-    with _job_log(log[0]):
+    with _job_log(log_path):
         logger = logging.getLogger(f"nuclei3d.{rule}")
         logger.info(
-            "rule %s, %d stack(s), host %s, pid %d, thread %s, CUDA_VISIBLE_DEVICES=%s",
+            "rule %s, %d stack(s), host %s, pid %d, thread %s, waited %.3f s to "
+            "start, CUDA_VISIBLE_DEVICES=%s",
             rule,
-            len(params.stacks),
+            len(stacks),
             socket.gethostname(),
             os.getpid(),
             threading.current_thread().name,
+            time.time() - queued_at,
             os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
         )
         failures = []
@@ -309,17 +357,7 @@ def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
         start = time.perf_counter()
         try:
             lease = DeviceLease(config, logger) if gpu else None
-            # A Namedlist iterates over its files; keys() gives the names.
-            names = [n for n in input.keys() if n != "image"]  # noqa: SIM118
-            for i, stack_params in enumerate(params.stacks):
-                outputs = {n: _nth(output[n], i) for n in output.keys()}  # noqa: SIM118
-                stack = Stack(
-                    name=stack_params["sample"],
-                    inputs={n: _nth(input[n], i) for n in names},
-                    output=next(iter(outputs.values())) if outputs else output[i],
-                    outputs=outputs,
-                    params=stack_params,
-                )
+            for stack in stacks:
                 try:
                     stage(stack, lease, logger)
                 except Exception as error:
@@ -340,6 +378,6 @@ def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
                 lease.release()
         if failures:
             raise StageError(
-                f"rule {rule}: {len(failures)} of {len(params.stacks)} stack(s) "
+                f"rule {rule}: {len(failures)} of {len(stacks)} stack(s) "
                 "failed:\n" + "\n".join(failures)
             )

@@ -26,7 +26,7 @@ import nuclei3d.overlay
 import nuclei3d.resample
 import nuclei3d.segment
 from nuclei3d.fingerprint import code_fingerprint
-from nuclei3d.job import run_job
+from nuclei3d.job import run_job, use_workers
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -189,6 +189,15 @@ class Unit:
             return lambda wildcards: image_of(wildcards.sample)
         return [path for sample in self.members for path in image_of(sample)]
 
+
+# Per-stack stage jobs run in worker processes of this Snakemake process
+# (nuclei3d.worker), not where Snakemake gives each job a process of its own
+# (SLURM job steps, --mode remote/subprocess).
+use_workers(
+    0
+    if workflow.remote_exec or workflow.subprocess_exec
+    else min(config["job_workers"], workflow.resource_settings.cores or 1)
+)
 
 STACKS_PER_JOB = config["stacks_per_job"]
 UNITS = (
