@@ -414,33 +414,25 @@ def workflow_run(
         snakemake_command(cores, *extra_args), cwd=folder, log=folder / "log.txt"
     )
     results = folder / "results"
-    # Job wall times. The per-stack stages run in threads of Snakemake's process
-    # and log "job ends after S s" (logs/<rule>/<sample or batch>.log); the other
-    # rules are processes with Snakemake benchmark files (benchmarks/<rule>.tsv
-    # for run-wide ones, benchmarks/<rule>/<sample>.tsv per stack).
+    # Job wall times: every job of a run (nuclei3d.job) logs "job ends after S s",
+    # in logs/<rule>/<sample or batch>.log per stack, logs/<rule>.log run-wide.
     seconds, device_use = {}, {}
-    for log in (results / "logs").glob("*/*.log"):
+    logs = [
+        (log, log.parent.name, "per_stack")
+        for log in (results / "logs").glob("*/*.log")
+    ]
+    logs += [(log, log.stem, "run") for log in (results / "logs").glob("*.log")]
+    for log, stage, kind in logs:
         found = re.search(
             r"job ends after ([0-9.]+) s(?: \(device: waited ([0-9.]+) s, "
             r"used ([0-9.]+) s\))?",
             log.read_text(),
         )
         if found:
-            seconds.setdefault((log.parent.name, "per_stack"), []).append(
-                float(found.group(1))
-            )
+            seconds.setdefault((stage, kind), []).append(float(found.group(1)))
             if found.group(2):
-                device_use.setdefault(log.parent.name, []).append(
+                device_use.setdefault(stage, []).append(
                     (float(found.group(2)), float(found.group(3)))
-                )
-    bench = results / "benchmarks"
-    files = [(d.name, "per_stack", sorted(d.glob("*.tsv"))) for d in bench.iterdir()]
-    files += [(f.stem, "run", [f]) for f in bench.glob("*.tsv")]
-    for stage, kind, paths in files:
-        for path in paths:
-            with open(path) as handle:
-                seconds.setdefault((stage, kind), []).extend(
-                    float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")
                 )
     per_stage = {
         stage: {

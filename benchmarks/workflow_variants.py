@@ -31,6 +31,9 @@ def main(argv=None):
     parser.add_argument("--cores", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="")
+    parser.add_argument(
+        "--seed", action="store_true", help="also time the seed loop, for ratios"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
@@ -41,6 +44,21 @@ def main(argv=None):
     cache = root / "cache"
     common = dict(root=root, cores=args.cores, kernel_cache=cache, device=args.device)
     benchmark.workflow_run(stacks, name="warm-up", **common)
+    seed_wall = None
+    if args.seed:
+        seed = benchmark.cle_runs(
+            "seed",
+            benchmark.seed_command(),
+            stacks,
+            root=root,
+            cache=cache,
+            device=args.device,
+            cold=False,
+        )
+        seed_wall = seed["process_wall_s"]
+        print(
+            f"{'seed notebook loop, 1 process':45} wall {seed_wall:6.2f} s", flush=True
+        )
     rows = []
     for repeat in range(args.repeats):
         for index, variant in enumerate(args.variants):
@@ -63,13 +81,15 @@ def main(argv=None):
                     "device_used_s": used,
                 }
             )
+            versus = f", {run['wall_s'] / seed_wall:.2f}x seed" if seed_wall else ""
             print(
                 f"{variant:45} wall {run['wall_s']:6.2f} s, {run['jobs']:4d} jobs, "
-                f"device used {used:6.2f} s",
+                f"device used {used:6.2f} s{versus}",
                 flush=True,
             )
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        report = {"seed_wall_s": seed_wall, "variants": rows}
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

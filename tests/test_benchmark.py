@@ -20,9 +20,11 @@ SECTIONS = (
     "seed",
     "library",
     "workflow",
+    "workflow_batched",
     "skimage",
     "ratios",
     "dry_run",
+    "targets",
 )
 # Small enough for well under a minute on a 2-core CPU machine with PoCL. Only the
 # seed gets a cold start (an empty kernel cache: ~20 s of PoCL compilation); the
@@ -35,6 +37,8 @@ ARGS = (
     "150",
     "150",
     "--processes",
+    "2",
+    "--stacks-per-job",
     "2",
     "--dry-run-scale",
     "20",
@@ -105,6 +109,18 @@ def test_workflow_ran_every_job(report):
     assert all(positive(v) for v in workflow["median_job_s"].values())
     # Same library, same device: the workflow finds what the library finds.
     assert workflow["nuclei"] == report["library"]["nuclei"]
+    batched = report["workflow_batched"]
+    assert batched["stacks_per_job"] == 2
+    assert batched["per_stage"]["segment"]["jobs"] == 1  # both stacks, one job
+    assert batched["nuclei"] == workflow["nuclei"]
+    assert all(v["median_used"] > 0 for v in workflow["device_s"].values())
+
+
+def test_targets_are_judged(report):
+    targets = {row["target"]: row for row in report["targets"]}
+    assert targets["statistics, s per stack"]["limit"] == 0.010
+    for row in targets.values():
+        assert row["met"] == (row["measured"] <= row["limit"]), row
 
 
 def test_ratios_and_dry_run(report):

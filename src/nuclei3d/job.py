@@ -57,6 +57,7 @@ __all__ = [
     "node_path",
     "run_job",
     "run_stacks",
+    "run_task",
     "start_job",
     "transform_stack",
     "use_workers",
@@ -335,38 +336,34 @@ def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
         _POOL.run(run_stacks, *arguments)
 
 
-def run_stacks(stage, rule, stacks, log_path, config, gpu, queued_at):
-    """The body of :func:`run_job`, in whichever process runs it."""
-    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+@contextmanager
+def _job_logging(rule, log_path, queued_at, what):
+    """A job's log file: a first line on where it runs, a last on how long it took.
+
+    Yields the job's logger and a dict into which the job may put ``lease``.
+    """
     with _job_log(log_path):
         logger = logging.getLogger(f"nuclei3d.{rule}")
         logger.info(
-            "rule %s, %d stack(s), host %s, pid %d, thread %s, waited %.3f s to "
-            "start, CUDA_VISIBLE_DEVICES=%s",
+            "rule %s, %s, host %s, pid %d, thread %s, waited %.3f s to start, "
+            "CUDA_VISIBLE_DEVICES=%s",
             rule,
-            len(stacks),
+            what,
             socket.gethostname(),
             os.getpid(),
             threading.current_thread().name,
             time.time() - queued_at,
             os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
         )
-        failures = []
-        lease = None
+        state = {"lease": None}
         start = time.perf_counter()
         try:
-            lease = DeviceLease(config, logger) if gpu else None
-            for stack in stacks:
-                try:
-                    stage(stack, lease, logger)
-                except Exception as error:
-                    logger.error("%s\n%s", error, traceback.format_exc())
-                    failures.append(f"{stack.name}: {error}")
+            yield logger, state
         except Exception:
             logger.error("%s", traceback.format_exc())
             raise
         finally:
+            lease = state["lease"]
             logger.info(
                 "job ends after %.3f s%s",
                 time.perf_counter() - start,
@@ -376,8 +373,57 @@ def run_stacks(stage, rule, stacks, log_path, config, gpu, queued_at):
             )
             if lease is not None:
                 lease.release()
-        if failures:
-            raise StageError(
-                f"rule {rule}: {len(failures)} of {len(stacks)} stack(s) "
-                "failed:\n" + "\n".join(failures)
-            )
+
+
+def run_stacks(stage, rule, stacks, log_path, config, gpu, queued_at):
+    """The body of :func:`run_job`, in whichever process runs it."""
+    if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    failures = []
+    with _job_logging(rule, log_path, queued_at, f"{len(stacks)} stack(s)") as (
+        logger,
+        state,
+    ):
+        if gpu:
+            state["lease"] = DeviceLease(config, logger)
+        for stack in stacks:
+            try:
+                stage(stack, state["lease"], logger)
+            except Exception as error:
+                logger.error("%s\n%s", error, traceback.format_exc())
+                failures.append(f"{stack.name}: {error}")
+    if failures:
+        raise StageError(
+            f"rule {rule}: {len(failures)} of {len(stacks)} stack(s) "
+            "failed:\n" + "\n".join(failures)
+        )
+
+
+def run_task(function, rule, log, **kwargs):
+    """Run a run-wide job: ``function(log=logger, **kwargs)``, logged like a stage.
+
+    Runs where the stage jobs run (a worker process of :func:`use_workers`, else
+    the calling thread), so tables and figures are made by a process that has
+    pandas and matplotlib imported already.
+
+    Parameters
+    ----------
+    function : callable
+        A library function taking plain paths (no Snakemake objects).
+    rule : str
+        Rule name.
+    log : snakemake.io.Namedlist
+        The job's log (first file).
+    **kwargs
+        Its arguments: strings, lists and dicts of paths.
+    """
+    arguments = (function, rule, log[0], kwargs, time.time())
+    if _POOL is None:
+        _task(*arguments)
+    else:
+        _POOL.run(_task, *arguments)
+
+
+def _task(function, rule, log_path, kwargs, queued_at):
+    with _job_logging(rule, log_path, queued_at, "run-wide") as (logger, _):
+        function(log=logger, **kwargs)

@@ -7,6 +7,7 @@ import pandas as pd
 
 __all__ = [
     "COLUMNS",
+    "collect_job",
     "collect_statistics",
     "measure_nuclei",
     "run_stage",
@@ -195,3 +196,24 @@ def run_stage(stack, device, log):
     table = measure_nuclei(labels, intensity, voxel_size)
     log.info("%s: %d nuclei measured", stack.name, len(table))
     io.write_table(stack.output, table)
+
+
+def collect_job(tables, label_statistics, summary, log):
+    """Job of rule collect_statistics: the run's two tables from per-stack ones.
+
+    Parameters
+    ----------
+    tables : dict of str to str
+        Sample name -> its ``statistics.csv``.
+    label_statistics, summary : str
+        Output CSV files (:func:`collect_statistics`).
+    log : logging.Logger
+    """
+    from . import io
+
+    rows, per_stack = collect_statistics(
+        {sample: pd.read_csv(path) for sample, path in tables.items()}
+    )
+    log.info("%d nuclei in %d stacks", len(rows), len(per_stack))
+    io.write_table(label_statistics, rows)
+    io.write_table(summary, per_stack)

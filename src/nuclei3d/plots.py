@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_depth_profiles", "plot_nuclei", "plot_volumes"]
+__all__ = ["plot_depth_profiles", "plot_job", "plot_nuclei", "plot_volumes"]
 
 
 def _figure(width=6.0, height=3.5, columns=1):
@@ -57,3 +57,32 @@ def plot_depth_profiles(profiles):
         axes.set_xlabel("z (slice of the resampled stack)")
     before.set_ylabel("mean intensity")
     return figure
+
+
+def plot_job(summary, statistics, profiles, outputs, log):
+    """Job of rule plot_run: the run's three figures as PNG files.
+
+    Parameters
+    ----------
+    summary, statistics : str
+        The run's ``summary.csv`` and ``label_statistics.csv``.
+    profiles : list of str
+        Every stack's ``depth_profile.csv``.
+    outputs : dict of str to str
+        PNG paths for ``nuclei``, ``volumes`` and ``depth``.
+    log : logging.Logger
+    """
+    import pandas as pd
+
+    from . import io
+
+    depth = pd.concat(map(pd.read_csv, profiles), ignore_index=True)
+    figures = {
+        outputs["nuclei"]: plot_nuclei(pd.read_csv(summary)),
+        outputs["volumes"]: plot_volumes(pd.read_csv(statistics)),
+        outputs["depth"]: plot_depth_profiles(depth),
+    }
+    for path, figure in figures.items():
+        with io.atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+        log.info("wrote %s", path)

@@ -42,7 +42,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Matching", "match_labels", "score_segmentation", "to_grid"]
+__all__ = [
+    "Matching",
+    "collect_job",
+    "match_labels",
+    "run_stage",
+    "score_segmentation",
+    "to_grid",
+]
 
 # Keys of score_segmentation that are computed once per IoU threshold.
 PER_THRESHOLD = (
@@ -410,3 +417,25 @@ def to_grid(labels, shape):
         )
     resized = resize(labels, target, order=0, preserve_range=True, anti_aliasing=False)
     return np.rint(resized).astype(labels.dtype)
+
+
+def run_stage(stack, device, log):
+    """Job of rule validate: score one stack's labels against its ground truth."""
+    import pandas as pd
+
+    from . import io
+
+    labels, _ = io.read_stack(stack.inputs["labels"])
+    truth, _ = io.read_stack(stack.inputs["truth"])
+    scores = score_segmentation(to_grid(truth, labels.shape), labels)
+    log.info("%s: %s", stack.name, scores)
+    io.write_table(stack.output, pd.DataFrame([{"sample": stack.name, **scores}]))
+
+
+def collect_job(tables, output, log):
+    """Job of rule collect_validation: every stack's scores in one table."""
+    import pandas as pd
+
+    from . import io
+
+    io.write_table(output, pd.concat(map(pd.read_csv, tables), ignore_index=True))

@@ -24,9 +24,11 @@ import nuclei3d.equalize
 import nuclei3d.measure
 import nuclei3d.overlay
 import nuclei3d.resample
+import nuclei3d.plots
 import nuclei3d.segment
+import nuclei3d.validate
 from nuclei3d.fingerprint import code_fingerprint
-from nuclei3d.job import run_job, use_workers
+from nuclei3d.job import run_job, run_task, use_workers
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -100,10 +102,6 @@ def result(name):
 
 def log_path(stage):
     return f"{RESULTS}/logs/{stage}/{{sample}}.log"
-
-
-def benchmark_path(stage):
-    return f"{RESULTS}/benchmarks/{stage}/{{sample}}.tsv"
 
 
 def image_path(sample):
@@ -254,10 +252,6 @@ def resample_params(sample, target_voxel_size_um=None):
         target_voxel_size_um=target_voxel_size_um
         or config["resample"]["target_voxel_size_um"],
     )
-
-
-def sweep_benchmark(space, stage):
-    return f"{SWEEP}/{space.wildcard_pattern}/benchmarks/{stage}/{{sample}}.tsv"
 
 
 def swept_params(space, function):

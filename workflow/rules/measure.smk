@@ -46,12 +46,14 @@ rule collect_statistics:
         ),
     log:
         f"{RESULTS}/logs/collect_statistics.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/collect_statistics.tsv"
-    conda:
-        "../../envs/nuclei3d.yaml"
     params:
         samples=samples.index.tolist(),
         code=code_fingerprint("measure"),
-    script:
-        "../../scripts/collect_statistics.py"
+    run:
+        run_task(
+            nuclei3d.measure.collect_job,
+            rule,
+            log,
+            tables=dict(zip(params.samples, input)),
+            **dict(output.items()),
+        )

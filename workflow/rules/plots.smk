@@ -22,11 +22,15 @@ rule plot_run:
         ),
     log:
         f"{RESULTS}/logs/plot_run.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/plot_run.tsv"
-    conda:
-        "../../envs/nuclei3d.yaml"
     params:
         code=code_fingerprint("plots"),
-    script:
-        "../../scripts/plot_run.py"
+    run:
+        run_task(
+            nuclei3d.plots.plot_job,
+            rule,
+            log,
+            summary=input.summary,
+            statistics=input.statistics,
+            profiles=list(input.profiles),
+            outputs=dict(output.items()),
+        )

@@ -102,8 +102,6 @@ use rule validate as sweep_validate with:
         swept(LABELLED, "validation.csv"),
     log:
         sweep_log(LABELLED, "validate"),
-    benchmark:
-        sweep_benchmark(LABELLED, "validate")
 
 
 rule rank_sweep:

@@ -7,14 +7,20 @@ rule validate:
         result("validation.csv"),
     log:
         log_path("validate"),
-    benchmark:
-        benchmark_path("validate")
-    conda:
-        "../../envs/nuclei3d.yaml"
     params:
+        stacks=lambda wildcards: [dict(sample=wildcards.sample)],
         code=code_fingerprint("validate", "io"),
-    script:
-        "../../scripts/validate.py"
+    run:
+        run_job(
+            nuclei3d.validate.run_stage,
+            rule,
+            input,
+            output,
+            params,
+            log,
+            config,
+            gpu=False,
+        )
 
 
 rule collect_validation:
@@ -29,9 +35,11 @@ rule collect_validation:
         ),
     log:
         f"{RESULTS}/logs/collect_validation.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/collect_validation.tsv"
-    conda:
-        "../../envs/nuclei3d.yaml"
-    script:
-        "../../scripts/collect_validation.py"
+    run:
+        run_task(
+            nuclei3d.validate.collect_job,
+            rule,
+            log,
+            tables=list(input),
+            output=output[0],
+        )
