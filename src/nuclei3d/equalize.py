@@ -80,11 +80,11 @@ def depth_profile(resampled, equalized):
 def equalize_slice_means(image, *, enabled=True, on_device=False):
     """Scale every z slice so its mean intensity equals the mean of the stack.
 
-    Compensates the intensity decay with depth. Four whole-stack kernels on the
-    current OpenCL device and no host round trip: two projections give all slice
-    sums, ``kernels/slice_factors.cl`` turns them into the factors of
-    :func:`slice_correction_factors`, and CLIJ's ``multiply_stack_with_scalars``
-    multiplies every slice by its factor; no slice loop.
+    Compensates the intensity decay with depth. Two whole-stack kernels on the
+    current OpenCL device, no slice loop and no host round trip:
+    ``kernels/slice_sums.cl`` sums every slice, and
+    ``kernels/multiply_by_slice_factor.cl`` multiplies every voxel by its slice's
+    factor of :func:`slice_correction_factors` (stack mean / slice mean).
 
     Parameters
     ----------
@@ -115,27 +115,21 @@ def equalize_slice_means(image, *, enabled=True, on_device=False):
     if stack.dtype != np.float32:
         stack = cle.copy(stack, cle.create(stack.shape, np.float32))
     if enabled:
-        sums = cle.sum_y_projection(cle.sum_x_projection(stack))
-        factors = cle.create(sums.shape, np.float32)
+        sums = cle.create((1, stack.shape[0]), np.float32)
         cle.execute(
             __file__,
-            str(KERNELS / "slice_factors.cl"),
-            "slice_factors",
+            str(KERNELS / "slice_sums.cl"),
+            "slice_sums",
             sums.shape,
-            {"sums": sums, "dst": factors},
+            {"src": stack, "dst": sums},
         )
         out = cle.create(stack.shape, np.float32)
         cle.execute(
-            cle.__file__,
-            str(
-                Path(cle.__file__).parent
-                / "clij-opencl-kernels"
-                / "kernels"
-                / "multiply_stack_with_scalars_x.cl"
-            ),
-            "multiply_stack_with_scalars",
+            __file__,
+            str(KERNELS / "multiply_by_slice_factor.cl"),
+            "multiply_by_slice_factor",
             out.shape,
-            {"src": stack, "src_scalar_list": factors, "dst": out},
+            {"src": stack, "sums": sums, "dst": out},
         )
         stack = out
     return stack if on_device else pull(stack)
