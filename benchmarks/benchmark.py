@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 # The library worker's start-up clock (stdlib imports before it take milliseconds;
@@ -390,6 +391,20 @@ def snakemake_command(cores, *extra):
     ]
 
 
+def timeline(spans):
+    """When jobs ran, from (start, end, pid) in seconds after Snakemake started."""
+    if not spans:
+        return None
+    busy = {}
+    for begin, end, pid in spans:
+        busy[pid] = busy.get(pid, 0.0) + end - begin
+    return {
+        "first_job_start": min(b for b, _, _ in spans),
+        "last_job_end": max(e for _, e, _ in spans),
+        "busy_per_process": sorted(busy.values(), reverse=True),
+    }
+
+
 def workflow_run(
     stacks,
     *,
@@ -410,13 +425,14 @@ def workflow_run(
         device=device,
         stacks_per_job=stacks_per_job,
     )
+    started = time.time()
     process = run_timed(
         snakemake_command(cores, *extra_args), cwd=folder, log=folder / "log.txt"
     )
     results = folder / "results"
     # Job wall times: every job of a run (nuclei3d.job) logs "job ends after S s",
     # in logs/<rule>/<sample or batch>.log per stack, logs/<rule>.log run-wide.
-    seconds, device_use = {}, {}
+    seconds, device_use, spans = {}, {}, []
     logs = [
         (log, log.parent.name, "per_stack")
         for log in (results / "logs").glob("*/*.log")
@@ -430,6 +446,11 @@ def workflow_run(
         )
         if found:
             seconds.setdefault((stage, kind), []).append(float(found.group(1)))
+            first = re.match(r"(\S+ \S+) .* pid (\d+),", log.read_text())
+            if first:
+                begin = datetime.strptime(first.group(1), "%Y-%m-%d %H:%M:%S,%f")
+                begin = begin.timestamp() - started
+                spans.append((begin, begin + float(found.group(1)), first.group(2)))
             if found.group(2):
                 device_use.setdefault(stage, []).append(
                     (float(found.group(2)), float(found.group(3)))
@@ -461,6 +482,7 @@ def workflow_run(
         "stacks_per_job": stacks_per_job,
         "jobs": sum(v["jobs"] for v in per_stage.values()),
         "median_job_s": {k: v["median_s"] for k, v in per_stage.items()},
+        "timeline_s": timeline(spans),
         "device_s": {
             stage: {
                 "median_waited": median(w for w, _ in pairs),
@@ -835,6 +857,15 @@ def print_report(report, file=sys.stdout):
     )
     if others:
         out("  other workflow jobs (median s): " + ", ".join(others))
+    for name in ("workflow", "workflow_batched"):
+        line = report.get(name, {}).get("timeline_s")
+        if line:
+            busy = ", ".join(f"{b:.1f}" for b in line["busy_per_process"])
+            out(
+                f"  {name}: first job started {line['first_job_start']:.1f} s after "
+                f"snakemake, last ended at {line['last_job_end']:.1f} s; job "
+                f"processes busy {busy} s"
+            )
     if workflow.get("device_s"):
         out(
             "  workflow jobs' device (median s waited / used): "

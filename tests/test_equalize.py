@@ -48,3 +48,23 @@ def test_disabled_passes_through():
 def test_rejects_2d():
     with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
         equalize_slice_means(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("per_voxel", [True, False])
+def test_both_factor_kernels_apply_the_slice_correction_factors(
+    opencl_device, per_voxel
+):
+    """The GPU kernel (factor per voxel) and the CPU one (factor list) agree."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.equalize import multiply_by_slice_factors
+
+    rng = np.random.default_rng(5)
+    stack = (rng.random((6, 7, 8)) * 100).astype(np.float32)
+    stack[2] = 0  # an empty slice keeps factor 1
+    sums = cle.sum_y_projection(cle.sum_x_projection(cle.push(stack)))
+    out = cle.pull(
+        multiply_by_slice_factors(cle.push(stack), sums, per_voxel=per_voxel)
+    )
+    factors = slice_correction_factors(stack.mean(axis=(1, 2)))
+    np.testing.assert_allclose(out, stack * factors[:, None, None], rtol=1e-5)

@@ -1,5 +1,7 @@
 // Every voxel times its slice's factor, mean of the slice sums / own slice sum
-// (1 for an empty slice): stack mean / slice mean. Equalization's second kernel.
+// (1 for an empty slice): stack mean / slice mean. The slice sums (a 1 x depth
+// image) come from two projections (nuclei3d.equalize); each work item works out
+// its factor, so there is no round trip to the host.
 
 __kernel void multiply_by_slice_factor(
     IMAGE_src_TYPE src,
