@@ -276,8 +276,21 @@ def read_voxel_size(path):
 
 
 def _check_complete(tif):
-    """Raise if any image data lies beyond the end of the file (truncated)."""
+    """Raise if any image data lies beyond the end of the file (truncated).
+
+    A contiguous series (ImageJ and this library's files) is checked in one
+    step; parsing every page of an 86-slice stack took 10-15 ms a read.
+    """
     size = tif.filehandle.size
+    series = tif.series[0]
+    if series.dataoffset is not None:
+        pages = len(tif.pages)  # walks the chain of page headers (tifffile complains)
+        end = series.dataoffset + series.nbytes
+        if end > size:
+            raise StackError(f"image data needs bytes up to {end}, the file has {size}")
+        if series.shape and pages < series.shape[0] and len(series.pages) > 1:
+            raise StackError(f"it has {pages} of its {series.shape[0]} pages")
+        return
     for page in tif.pages:
         ends = [
             o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=True)
