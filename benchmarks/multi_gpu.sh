@@ -31,7 +31,7 @@ jobs = []
 for path in glob.glob("results/logs/*/*.log"):
     text = open(path).read()
     device = re.search(r"(\S+ \S+) INFO nuclei3d.device: OpenCL device (\d+)", text)
-    end = re.search(r"(\S+ \S+) INFO \w+: job process ends", text)
+    end = re.search(r"(\S+ \S+) INFO [\w.]+: job ends", text)
     if device and end:
         jobs.append((int(device.group(2)), stamp(device.group(1)), stamp(end.group(1))))
 for dev in sorted({d for d, _, _ in jobs}):
