@@ -52,11 +52,15 @@ class StackError(ValueError):
     """An input stack that the workflow cannot process, with the reason."""
 
 
-def _umask():
+def _read_umask():
     """The process' umask (reading it means setting it, so set it back)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# Read once: setting it back and forth while job threads create files would race.
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -95,7 +99,7 @@ def atomic_path(path):
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private (0600)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -122,7 +126,7 @@ def atomic_directory(path):
     )
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private (0700)
         if path.is_dir():
             path.rmdir()
         os.replace(tmp, path)
