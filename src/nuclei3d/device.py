@@ -11,8 +11,9 @@ Order of precedence:
 3. A GPU of its own: with several GPUs and no scheduler, each job locks one
    (:func:`claim_free_device`) so concurrent jobs spread over the GPUs instead of
    piling onto the first (Snakemake's ``gpu`` resource only counts, it does not
-   say which GPU). The lock is an ``flock`` held until the process ends, however it
-   ends. With one GPU, jobs share it.
+   say which GPU). The lock is an ``flock``, released when the job ends
+   (:class:`nuclei3d.job.DeviceLease`) or its process dies, however it dies. With
+   one GPU, jobs share it.
 4. The CPU through PoCL, with a warning (several PoCL devices are claimed like
    GPUs).
 

@@ -1,11 +1,13 @@
 """What every job does: log to its log file, pick its device, run its stacks.
 
-Per-stack stages run through :func:`run_job`, from the rules' ``run:`` blocks.
-Snakemake runs ``run:`` jobs in threads of its own process when
-``--force-use-threads`` is on (``profiles/default`` sets it), so pyclesperanto is
-imported, the OpenCL device opened and each kernel built once per run, not once
-per job: a job costs its I/O and milliseconds of GPU work. The same code runs
-where Snakemake gives each job a process of its own (SLURM group jobs).
+Per-stack stages run through :func:`run_job`, run-wide tables and figures through
+:func:`run_task`, both from the rules' ``run:`` blocks. Snakemake runs ``run:``
+jobs in threads of its own process (``profiles/default`` sets
+``force-use-threads``); each thread hands its job to a worker process
+(:func:`use_workers`, :mod:`nuclei3d.worker`) that imported pyclesperanto and
+opened the device for an earlier job, so a job costs its I/O and milliseconds of
+GPU work, not 1-2 s of start-up. Where Snakemake runs a job in a process of its
+own (SLURM job steps) or ``job_workers`` is 0, the job runs in the calling thread.
 
 A job handles one stack, or a batch of them (config ``stacks_per_job``): its
 ``params.stacks`` holds one dict per stack (``sample`` plus that stage's
@@ -13,10 +15,11 @@ parameters), and the i-th file of each named input and output belongs to the
 i-th stack. A stack that fails is logged with its file and the others of the
 batch still run; the job then fails naming every failed stack.
 
-Threads of one process share pyclesperanto's current device, so OpenCL work is
-serialised (:class:`DeviceLease`); reading and writing TIFFs runs in parallel.
+Jobs in threads of one process share pyclesperanto's current device, so their
+OpenCL work takes turns (:class:`DeviceLease`); reading and writing TIFFs runs in
+parallel.
 
-Scripts (the run-wide rules) call :func:`start_job` instead.
+Scripts (demo data, sweep ranking) call :func:`start_job` instead.
 """
 
 from __future__ import annotations
