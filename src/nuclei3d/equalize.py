@@ -169,7 +169,7 @@ def run_stage(stack, device, log):
     """Stage equalize: equal slice means (:func:`equalize_slice_means`).
 
     Also writes the stack's depth profile (slice means before and after,
-    :func:`nuclei3d.plots.depth_profile`) for the run's intensity-depth plot.
+    :func:`depth_profile`) for the run's intensity-depth plot.
     """
     import pandas as pd
 

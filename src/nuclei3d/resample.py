@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 __all__ = ["resample_isotropic", "resolve_voxel_size", "run_stage"]
 
 
@@ -97,7 +99,8 @@ def resample_isotropic(
     from .device import on_device as to_device
     from .device import pull
 
-    image = to_device(image)
+    if isinstance(image, (list, tuple)):
+        image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"`image` (shape {image.shape}) must be 3D (z, y, x)")
     vz, vy, vx = _check_voxel_size(voxel_size_um, "`voxel_size_um`")
@@ -111,7 +114,7 @@ def resample_isotropic(
             f"extent (z, y, x) = {tuple(round(e, 3) for e in extent)} µm"
         )
     scaled = cle.scale(
-        image,
+        to_device(image),
         factor_x=vx / target,
         factor_y=vy / target,
         factor_z=vz / target,
