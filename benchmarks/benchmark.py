@@ -439,14 +439,15 @@ def workflow_run(
     ]
     logs += [(log, log.stem, "run") for log in (results / "logs").glob("*.log")]
     for log, stage, kind in logs:
+        text = log.read_text()
         found = re.search(
             r"job ends after ([0-9.]+) s(?: \(device: waited ([0-9.]+) s, "
             r"used ([0-9.]+) s\))?",
-            log.read_text(),
+            text,
         )
         if found:
             seconds.setdefault((stage, kind), []).append(float(found.group(1)))
-            first = re.match(r"(\S+ \S+) .* pid (\d+),", log.read_text())
+            first = re.match(r"(\S+ \S+) .* pid (\d+),", text)
             if first:
                 begin = datetime.strptime(first.group(1), "%Y-%m-%d %H:%M:%S,%f")
                 begin = begin.timestamp() - started
@@ -1072,26 +1073,20 @@ def main(argv=None):
             name: root / "caches" / (name if name in args.cold else "seed")
             for name in ("seed", "library")
         }
-        progress(f"seed notebook loop ({'cold, then ' * ('seed' in args.cold)}warm)")
-        report["seed"] = cle_runs(
-            "seed",
-            seed_command(),
-            stacks,
-            root=root,
-            cache=caches["seed"],
-            device=args.device,
-            cold="seed" in args.cold,
-        )
-        progress(f"library pipeline ({'cold, then ' * ('library' in args.cold)}warm)")
-        report["library"] = cle_runs(
-            "library",
-            library_command(),
-            stacks,
-            root=root,
-            cache=caches["library"],
-            device=args.device,
-            cold="library" in args.cold,
-        )
+        for name, title, command in (
+            ("seed", "seed notebook loop", seed_command()),
+            ("library", "library pipeline", library_command()),
+        ):
+            progress(f"{title} ({'cold, then ' * (name in args.cold)}warm)")
+            report[name] = cle_runs(
+                name,
+                command,
+                stacks,
+                root=root,
+                cache=caches[name],
+                device=args.device,
+                cold=name in args.cold,
+            )
         # matplotlib builds its font cache on its first use on a machine, once,
         # like the kernel cache: build it before timing the workflow's plot job.
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"])

@@ -174,13 +174,11 @@ def run_stage(stack, device, log):
     import pandas as pd
 
     from . import io
-    from .device import check_current_device_memory
+    from .job import transform_stack
 
-    path = stack.inputs["resampled"]
-    image, voxel_size = io.read_stack(path)
-    with device:
-        check_current_device_memory(path, image.shape, buffers=3)
-        equalized = equalize_slice_means(image, enabled=stack.params["enabled"])
-    io.write_stack(stack.outputs["equalized"], equalized, voxel_size)
+    enabled = stack.params["enabled"]
+    image, equalized = transform_stack(
+        stack, device, 3, lambda image, _: equalize_slice_means(image, enabled=enabled)
+    )
     profile = pd.DataFrame(depth_profile(image, equalized)).assign(sample=stack.name)
     io.write_table(stack.outputs["profile"], profile)

@@ -261,14 +261,18 @@ class DeviceLease:
 
 
 def transform_stack(stack, device, buffers, compute):
-    """Read the stack's one input, ``compute(image, voxel_um)`` on the device, write."""
+    """Read the stack's one input, ``compute(image, voxel_um)`` on the device, write.
+
+    Writes the result to ``stack.output`` (the first output); returns the input
+    image and the result.
+    """
     (path,) = stack.inputs.values()
     image, voxel_size = io.read_stack(path)
     with device:
         check_current_device_memory(path, image.shape, buffers=buffers)
         result = compute(image, voxel_size[0])
     io.write_stack(stack.output, result, voxel_size)
-    return result
+    return image, result
 
 
 def _nth(files, i):

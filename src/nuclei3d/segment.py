@@ -57,7 +57,7 @@ def run_stage(stack, device, log):
     from .job import transform_stack
 
     p = stack.params
-    labels = transform_stack(
+    _, labels = transform_stack(
         stack,
         device,
         8,
