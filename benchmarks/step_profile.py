@@ -30,6 +30,7 @@ def profile(image, repeats, device):
     from nuclei3d.device import pull, push
     from nuclei3d.equalize import equalize_slice_means
     from nuclei3d.measure import measure_nuclei
+    from nuclei3d.segment import voronoi_otsu_labeling
 
     def timed(function):
         times = []
@@ -63,9 +64,14 @@ def profile(image, repeats, device):
     steps["masked_voronoi"], _ = timed(
         lambda: cle.masked_voronoi_labeling(cle.binary_and(spots, binary), binary)
     )
-    steps["voronoi_otsu_labeling"], labels = timed(
+    steps["cle_voronoi_otsu_labeling"], cle_labels = timed(
         lambda: cle.voronoi_otsu_labeling(tophat, spot_sigma=3, outline_sigma=1)
     )
+    steps["voronoi_otsu_labeling"], labels = timed(
+        lambda: voronoi_otsu_labeling(tophat, 3, 1)
+    )
+    if not (cle.pull(labels) == cle.pull(cle_labels)).all():
+        raise AssertionError("nuclei3d's Voronoi-Otsu labels differ from cle's")
     steps["pinned_pull_labels"], host_labels = timed(lambda: pull(labels))
     steps["measure_numpy"], _ = timed(
         lambda: measure_nuclei(host_labels.astype("uint16"), host, (1.0,) * 3)

@@ -7,7 +7,7 @@ import time
 import pytest
 from snakemake.iocontainers import Namedlist
 
-from nuclei3d.job import StageError, run_job
+from nuclei3d.job import StageError, run_job, stop_waiting_timers
 
 CONFIG = {"device": "", "gpu_lock_dir": "", "kernel_cache_dir": ""}
 
@@ -107,3 +107,16 @@ def test_jobs_run_in_worker_processes_when_asked(tmp_path):
     assert f"pid {os.getpid()}," not in text  # another process wrote it
     assert "writing a" in text
     assert (tmp_path / "a.txt").read_text() == "a.tif"
+
+
+def test_stop_waiting_timers_lets_the_process_exit_at_once():
+    """The rate limiter's timers (non-daemon) are cancelled, not waited for."""
+    fired = []
+    timer = threading.Timer(60, fired.append, args=[1])
+    timer.start()
+    other = threading.Thread(target=time.sleep, args=(0.2,))  # not a Timer: left
+    other.start()
+    stop_waiting_timers()
+    timer.join(timeout=5)
+    assert not timer.is_alive() and fired == []
+    other.join()

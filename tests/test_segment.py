@@ -40,3 +40,66 @@ def test_empty_image_gives_no_nuclei(opencl_device):
 def test_non_positive_sigma_is_rejected(bad):
     with pytest.raises(ValueError, match="must be positive"):
         segment_nuclei(np.zeros((4, 4, 4)), 1.0, **bad)
+
+
+def noisy_blobs(seed, shape=(24, 48, 48), blobs=6):
+    """Random bright balls over noise: many seeds, touching regions."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(10, 5, shape).astype(np.float32)
+    for _ in range(blobs):
+        centre = [int(rng.integers(4, n - 4)) for n in shape]
+        image[ball(shape, centre, int(rng.integers(3, 8)))] += 100
+    return image
+
+
+@pytest.mark.parametrize("steps_per_check", [1, 2, 8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_voronoi_otsu_labeling_equals_pyclesperanto(
+    opencl_device, monkeypatch, seed, steps_per_check
+):
+    """Same labels as cle's, wherever the loops stop between two flag reads."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d import segment
+
+    monkeypatch.setattr(segment, "STEPS_PER_CHECK", steps_per_check)
+    image = cle.push(noisy_blobs(seed))
+    for spot, outline in [(2.0, 1.0), (1.0, 0.5), (3.0, 2.0)]:
+        expected = cle.pull(cle.voronoi_otsu_labeling(image, None, spot, outline))
+        labels = cle.pull(segment.voronoi_otsu_labeling(image, spot, outline))
+        assert labels.dtype == expected.dtype
+        np.testing.assert_array_equal(labels, expected)
+        assert labels.max() > 1
+
+
+def test_growth_by_minimum_labels_26_connected_components(opencl_device):
+    """MIN_BOX from pixel indices gives one value per component (scipy's)."""
+    import pyclesperanto_prototype as cle
+    from scipy import ndimage
+
+    from nuclei3d import segment
+
+    rng = np.random.default_rng(4)
+    binary = rng.random((12, 30, 30)) > 0.8  # many odd-shaped components
+    seeds = cle.create(binary.shape)
+    cle.set_non_zero_pixels_to_pixel_index(cle.push(binary.astype(np.float32)), seeds)
+    result, steps = segment.grow_until_stable(
+        seeds, cle.create(binary.shape), segment.MIN_BOX
+    )
+    grown = cle.pull(result)
+    components, count = ndimage.label(binary, structure=np.ones((3, 3, 3)))
+    assert steps > segment.STEPS_PER_CHECK  # several flag reads
+    assert (grown[~binary] == 0).all()
+    pairs = np.unique(np.stack([components[binary], grown[binary]]), axis=1)
+    assert pairs.shape[1] == count  # one value per component, none shared
+    assert len(np.unique(pairs[1])) == count
+
+
+def test_growth_rejects_other_dtypes(opencl_device):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d import segment
+
+    image = cle.create((2, 2, 2), np.uint8)
+    with pytest.raises(TypeError, match="float32"):
+        segment.grow_until_stable(image, image, segment.MIN_BOX)

@@ -62,6 +62,7 @@ __all__ = [
     "run_stacks",
     "run_task",
     "start_job",
+    "stop_waiting_timers",
     "transform_stack",
     "use_workers",
 ]
@@ -278,6 +279,22 @@ def transform_stack(stack, device, buffers, compute):
 def _nth(files, i):
     """The i-th stack's file of a named input or output (one file: that file)."""
     return files if isinstance(files, str) else files[i]
+
+
+def stop_waiting_timers():
+    """Cancel the :class:`threading.Timer` threads still waiting in this process.
+
+    Snakemake's job rate limiter (``--max-jobs-per-timespan``, by default 100 per
+    second) starts a non-daemon ``threading.Timer`` after every scheduling pass, to
+    look at the queue again one timespan later. When the run is over, the
+    interpreter waits for the last of them before it exits: up to a second added
+    to every run, about 10 % of a 64-stack run on a GPU node.
+    ``workflow/rules/common.smk`` calls this from ``onsuccess`` and ``onerror``,
+    when Snakemake has nothing left to schedule.
+    """
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
 
 
 def use_workers(count):

@@ -58,7 +58,9 @@ def use_kernel_cache(folder):
         (folder / sub).mkdir(parents=True, exist_ok=True)
         os.environ[variable] = str(folder / sub)
 
-    from pyclesperanto_prototype._tier0._program import OCLProgram
+    # pyopencl's Program.build: pyclesperanto's programs (OCLProgram does not
+    # override it) and the project's own (nuclei3d.segment).
+    import pyopencl as cl
 
-    build = getattr(OCLProgram.build, "__wrapped__", OCLProgram.build)
-    OCLProgram.build = _locked(build, folder / "build.lock")
+    build = getattr(cl.Program.build, "__wrapped__", cl.Program.build)
+    cl.Program.build = _locked(build, folder / "build.lock")

@@ -28,7 +28,7 @@ import nuclei3d.plots
 import nuclei3d.segment
 import nuclei3d.validate
 from nuclei3d.fingerprint import code_fingerprint
-from nuclei3d.job import run_job, run_task, use_workers
+from nuclei3d.job import run_job, run_task, stop_waiting_timers, use_workers
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -201,6 +201,16 @@ use_workers(
     if workflow.remote_exec or workflow.subprocess_exec
     else min(config["job_workers"], workflow.resource_settings.cores or 1)
 )
+
+
+# The run is over: exit without waiting for the rate limiter's last timer.
+onsuccess:
+    stop_waiting_timers()
+
+
+onerror:
+    stop_waiting_timers()
+
 
 STACKS_PER_JOB = config["stacks_per_job"]
 UNITS = (
