@@ -14,3 +14,16 @@ def test_follows_source(tmp_path, monkeypatch):
     (tmp_path / "segment.py").write_text("a = 2\n")
     assert code_fingerprint("segment") != before
     assert PACKAGE_DIR.name == "nuclei3d"
+
+
+def test_follows_the_kernels_a_module_names(tmp_path, monkeypatch):
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "segment.py").write_text('KERNEL = "grow_labels.cl"\n')
+    (tmp_path / "background.py").write_text("a = 1\n")
+    kernel = tmp_path / "kernels" / "grow_labels.cl"
+    kernel.write_text("// one\n")
+    monkeypatch.setattr("nuclei3d.fingerprint.PACKAGE_DIR", tmp_path)
+    segment, background = code_fingerprint("segment"), code_fingerprint("background")
+    kernel.write_text("// two\n")
+    assert code_fingerprint("segment") != segment
+    assert code_fingerprint("background") == background

@@ -179,6 +179,8 @@ def test_device_choice_reruns_nothing(finished_run, tmp_path):
         ("equalize", STAGES[1:]),
         ("background", STAGES[2:]),
         ("segment", STAGES[3:]),
+        ("kernels/multiply_by_slice_factor.cl", STAGES[1:]),  # named in equalize.py
+        ("kernels/grow_labels.cl", STAGES[3:]),  # named in segment.py
         ("overlay", ("overlay",)),
         ("measure", ("measure",)),
         ("validate", ("validate",)),
@@ -187,9 +189,10 @@ def test_device_choice_reruns_nothing(finished_run, tmp_path):
 )
 def test_library_change_reruns_that_stage_and_downstream(finished_run, module, reruns):
     workflow, workdir = finished_run
-    source = workflow / "src" / "nuclei3d" / f"{module}.py"
+    kernel = module.endswith(".cl")
+    source = workflow / "src" / "nuclei3d" / (module if kernel else f"{module}.py")
     original = source.read_text()
-    source.write_text(original + "\n# a change to the stage's code\n")
+    source.write_text(original + f"\n{'//' if kernel else '#'} a change to the code\n")
     try:
         jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
     finally:

@@ -19,6 +19,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def code_fingerprint(*modules):
     """SHA-256 (first 16 hex digits) of the source of the named library modules.
 
+    A module's source includes the OpenCL kernels it names: every
+    ``kernels/<name>.cl`` whose ``<name>`` occurs in the module's text (such as
+    ``grow_labels`` in ``segment.py``), so editing a kernel reruns its stage.
+
     Parameters
     ----------
     *modules : str
@@ -34,7 +38,13 @@ def code_fingerprint(*modules):
     16
     """
     digest = hashlib.sha256()
+    kernels = sorted((PACKAGE_DIR / "kernels").glob("*.cl"))
     for module in modules:
+        source = (PACKAGE_DIR / f"{module}.py").read_bytes()
         digest.update(module.encode())
-        digest.update((PACKAGE_DIR / f"{module}.py").read_bytes())
+        digest.update(source)
+        for kernel in kernels:
+            if kernel.stem.encode() in source:
+                digest.update(kernel.name.encode())
+                digest.update(kernel.read_bytes())
     return digest.hexdigest()[:16]
