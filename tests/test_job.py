@@ -120,3 +120,24 @@ def test_stop_waiting_timers_lets_the_process_exit_at_once():
     timer.join(timeout=5)
     assert not timer.is_alive() and fired == []
     other.join()
+
+
+def imported(name):
+    import sys
+
+    return name in sys.modules
+
+
+def test_started_workers_warm_up_before_their_first_job(tmp_path):
+    """Kernel cache set (before OpenCL is opened) and pyclesperanto imported."""
+    from nuclei3d.job import warm_up
+    from nuclei3d.worker import WorkerPool
+
+    pool = WorkerPool(1)
+    try:
+        pool.start(warm_up, {"kernel_cache_dir": str(tmp_path / "cache")})
+        cache = str(tmp_path / "cache" / "pocl")
+        assert pool.run(os.getenv, "POCL_CACHE_DIR") == cache
+        assert pool.run(imported, "pyclesperanto_prototype")
+    finally:
+        pool.close()

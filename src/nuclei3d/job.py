@@ -65,6 +65,7 @@ __all__ = [
     "stop_waiting_timers",
     "transform_stack",
     "use_workers",
+    "warm_up",
 ]
 
 
@@ -193,6 +194,29 @@ def _job_log(path):
             _local.stream = previous
 
 
+def _use_cache(config):
+    """Set up the config's kernel cache in this process (once); its folder."""
+    cache = node_path(config["kernel_cache_dir"])
+    if cache not in _CACHES:
+        use_kernel_cache(cache)
+        _CACHES.add(cache)
+    return cache
+
+
+def warm_up(config):
+    """What a process does before its first job's stage, done ahead of time.
+
+    Sets up the kernel cache (before any OpenCL platform is opened), imports
+    pyclesperanto (1.4-2.6 s on a GPU node) and lists the OpenCL devices (loads
+    the driver). Opens no device: each job picks its own (:class:`DeviceLease`).
+    """
+    with _SETUP:
+        _use_cache(config)
+        import pyclesperanto_prototype  # noqa: F401
+
+        opencl_devices()
+
+
 class DeviceLease:
     """The OpenCL device a job runs on, and the lock around using it.
 
@@ -212,10 +236,7 @@ class DeviceLease:
         self.locks = []
         self.waited = self.held = 0.0  # seconds waiting for / holding the device
         with _SETUP:
-            cache = node_path(config["kernel_cache_dir"])
-            if cache not in _CACHES:
-                use_kernel_cache(cache)
-                _CACHES.add(cache)
+            cache = _use_cache(config)
             log.info("OpenCL kernel cache: %s", cache)
             devices = opencl_devices()
         lock_dir = config.get("gpu_lock_dir")
@@ -297,12 +318,21 @@ def stop_waiting_timers():
             thread.cancel()
 
 
-def use_workers(count):
+def use_workers(count, *, warm_up_with=None):
     """Run later :func:`run_job` calls in `count` worker processes (0: in threads).
 
     ``workflow/rules/common.smk`` calls it with the config's ``job_workers`` (at
     most ``--cores``) in a run's Snakemake process, and with 0 where Snakemake runs
     one job per process (SLURM job steps).
+
+    Parameters
+    ----------
+    count : int
+        Number of worker processes; 0 runs jobs in the calling threads.
+    warm_up_with : dict, optional
+        A workflow config: start the workers now, each running :func:`warm_up`
+        while the caller goes on (Snakemake plans the run meanwhile). Without
+        it, workers start when jobs need them.
     """
     global _POOL
     if _POOL is not None and _POOL.size != count:
@@ -310,6 +340,8 @@ def use_workers(count):
         _POOL = None
     if count and _POOL is None:
         _POOL = WorkerPool(count)
+    if _POOL is not None and warm_up_with is not None:
+        _POOL.start(warm_up, dict(warm_up_with))
 
 
 def run_job(stage, rule, input, output, params, log, config, *, gpu=True):

@@ -10,9 +10,11 @@ A worker is ``python -m nuclei3d.worker FD``: it reads ``(function, args)``
 requests from the socket FD, runs them, and sends back ``(True, result)`` or
 ``(False, exception)``. It exits when the socket closes, which happens when the
 Snakemake process ends, however it ends; a job it is running still finishes
-(outputs are written atomically). Workers start on demand and are not started at
-all where no stage job runs (dry runs, lint). Their output goes to the Snakemake
-process' terminal; a job's messages go to its log file.
+(outputs are written atomically). In a local run, the workflow starts them while
+Snakemake plans (:meth:`WorkerPool.start`), so they import pyclesperanto meanwhile;
+otherwise they start on demand, and not at all where no stage job runs (dry runs).
+Their output goes to the Snakemake process' terminal; a job's messages go to its
+log file.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class WorkerPool:
     Parameters
     ----------
     size : int
-        Most workers alive at once; they are started as requests need them.
+        Most workers alive at once; they are started as requests need them, or
+        all at once by :meth:`start`.
 
     Examples
     --------
@@ -71,18 +74,62 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def _take(self):
+        while True:
+            with self._lock:
+                try:
+                    worker = self._idle.get_nowait()
+                except queue.Empty:
+                    if self._alive < self.size:
+                        self._alive += 1
+                        try:
+                            return _Worker()
+                        except BaseException:
+                            self._alive -= 1
+                            raise
+                    worker = self._idle  # all busy: wait, outside the lock
+            if worker is self._idle:
+                worker = self._idle.get()
+            if worker is not None:
+                return worker
+            # None: a worker was lost; look again, one may start in its place
+
+    def _lost(self):
+        """Forget a worker that ended; wake a request waiting for one."""
         with self._lock:
-            try:
-                return self._idle.get_nowait()
-            except queue.Empty:
-                if self._alive < self.size:
-                    self._alive += 1
-                    try:
-                        return _Worker()
-                    except BaseException:
-                        self._alive -= 1
-                        raise
-        return self._idle.get()
+            self._alive -= 1
+        self._idle.put(None)
+
+    def start(self, function, *args):
+        """Start the missing workers now, each running ``function(*args)`` first.
+
+        For the work every worker does before its first job (imports), done while
+        the caller goes on: a request waits for the first worker that is ready.
+        The outcome of `function` is not kept; a job that meets the same error
+        reports it in its own log.
+        """
+        with self._lock:
+            count = self.size - self._alive
+            self._alive += count
+        for _ in range(count):
+            threading.Thread(
+                target=self._start_one, args=(function, args), daemon=True
+            ).start()
+
+    def _start_one(self, function, args):
+        try:
+            worker = _Worker()
+        except Exception:  # the next request tries again, and reports it
+            self._lost()
+            return
+        try:
+            worker.connection.send((function, args))
+            worker.connection.recv()
+        except (EOFError, OSError):
+            worker.close()
+            worker.process.wait()
+            self._lost()
+            return
+        self._idle.put(worker)
 
     def run(self, function, *args):
         """``function(*args)`` in a worker process; its result, or its exception.
@@ -99,8 +146,7 @@ class WorkerPool:
         except (EOFError, OSError) as error:
             worker.close()
             code = worker.process.wait()
-            with self._lock:
-                self._alive -= 1
+            self._lost()
             raise WorkerDied(
                 f"the worker process (pid {worker.process.pid}) running "
                 f"{getattr(function, '__name__', function)} ended with exit code "
@@ -118,6 +164,8 @@ class WorkerPool:
                 worker = self._idle.get_nowait()
             except queue.Empty:
                 return
+            if worker is None:
+                continue
             worker.close()
             worker.process.wait()
             with self._lock:

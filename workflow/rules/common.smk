@@ -195,11 +195,22 @@ class Unit:
 
 # Per-stack stage jobs run in worker processes of this Snakemake process
 # (nuclei3d.worker), not where Snakemake gives each job a process of its own
-# (SLURM job steps, --mode remote/subprocess).
+# (SLURM job steps, --mode remote/subprocess). In a local run (--cores, no
+# --jobs, not a dry run) they start now and import pyclesperanto while Snakemake
+# plans; otherwise when the first job needs them.
 use_workers(
-    0
-    if workflow.remote_exec or workflow.subprocess_exec
-    else min(config["job_workers"], workflow.resource_settings.cores or 1)
+    (
+        0
+        if workflow.remote_exec or workflow.subprocess_exec
+        else min(config["job_workers"], workflow.resource_settings.cores or 1)
+    ),
+    warm_up_with=(
+        config
+        if workflow.resource_settings.cores
+        and workflow.resource_settings.nodes is None
+        and not workflow.output_settings.dryrun
+        else None
+    ),
 )
 
 
