@@ -58,3 +58,36 @@ def test_figures_render_with_their_data():
 def test_volume_plot_without_nuclei():
     empty = pd.DataFrame({"sample": pd.Series(dtype=str), "volume_um3": []})
     assert png_bytes(plot_volumes(empty)).startswith(b"\x89PNG")
+
+
+def test_many_stacks_are_summed_up_not_drawn_one_by_one():
+    """Beyond MANY_STACKS: a histogram of counts, pooled volumes, median depth."""
+    from nuclei3d.plots import MANY_STACKS
+
+    rng = np.random.default_rng(1)
+    n = MANY_STACKS + 1
+    samples = [f"s{i}" for i in range(n)]
+    summary = pd.DataFrame({"sample": samples, "nuclei": rng.integers(40, 60, n)})
+    nuclei = plot_nuclei(summary)
+    assert nuclei.get_size_inches()[0] < 10  # not 0.4 inch per stack
+    counts = sum(p.get_height() for p in nuclei.axes[0].patches)
+    assert counts == n  # histogram bars count stacks
+    statistics = pd.DataFrame(
+        {"sample": np.repeat(samples, 3), "volume_um3": rng.normal(300, 50, 3 * n)}
+    )
+    volumes = plot_volumes(statistics)
+    assert sum(p.get_height() for p in volumes.axes[0].patches) == 3 * n
+    profiles = pd.DataFrame(
+        {
+            "sample": np.repeat(samples, 4),
+            "z": np.tile(np.arange(4), n),
+            "mean_resampled": rng.random(4 * n),
+            "mean_equalized": np.ones(4 * n),
+        }
+    )
+    depth = plot_depth_profiles(profiles)
+    for axes in depth.axes:
+        assert len(axes.lines) == 1  # the median, not a line per stack
+    np.testing.assert_allclose(depth.axes[1].lines[0].get_ydata(), 1.0)
+    for figure in (nuclei, volumes, depth):
+        assert png_bytes(figure).startswith(b"\x89PNG")
