@@ -38,6 +38,7 @@ __all__ = [
     "check_current_device_memory",
     "check_device_memory",
     "choose_device",
+    "choose_opencl_device",
     "claim_free_device",
     "describe",
     "log_choice",
@@ -314,6 +315,30 @@ def describe(devices):
     ]
 
 
+def choose_opencl_device(devices, *, pattern="", claim=None):
+    """:func:`choose_device` over pyopencl devices and this process' GPU list.
+
+    The GPU list is ``CUDA_VISIBLE_DEVICES`` (set by SLURM or by hand).
+
+    Parameters
+    ----------
+    devices : list of pyopencl.Device
+        As :func:`opencl_devices` lists them.
+    pattern, claim
+        As for :func:`choose_device`.
+
+    Returns
+    -------
+    DeviceChoice
+    """
+    return choose_device(
+        describe(devices),
+        pattern=pattern,
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        claim=claim,
+    )
+
+
 def new_cle_device(device):
     """A pyclesperanto Device with a context and queue of its own on `device`.
 
@@ -345,10 +370,9 @@ def select_device(pattern="", *, lock_dir=None):
     from pyclesperanto_prototype._tier0._device import _current_device
 
     devices = opencl_devices()
-    chosen = choose_device(
-        describe(devices),
+    chosen = choose_opencl_device(
+        devices,
         pattern=pattern,
-        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         claim=partial(claim_free_device, lock_dir) if lock_dir else None,
     )
     _current_device._instance = new_cle_device(devices[chosen.index])

@@ -41,9 +41,8 @@ from pathlib import Path
 from . import io
 from .device import (
     check_current_device_memory,
-    choose_device,
+    choose_opencl_device,
     claim_free_device,
-    describe,
     log_choice,
     new_cle_device,
     opencl_devices,
@@ -245,11 +244,8 @@ class DeviceLease:
             if lock_dir
             else None
         )
-        self.choice = choose_device(
-            describe(devices),
-            pattern=config.get("device", ""),
-            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-            claim=claim,
+        self.choice = choose_opencl_device(
+            devices, pattern=config.get("device", ""), claim=claim
         )
         try:
             with _SETUP:
@@ -344,6 +340,13 @@ def use_workers(count, *, warm_up_with=None):
         _POOL.start(warm_up, dict(warm_up_with))
 
 
+def _in_worker(function, *arguments):
+    """``function(*arguments)`` in a worker process (:func:`use_workers`), else here."""
+    if _POOL is None:
+        return function(*arguments)
+    return _POOL.run(function, *arguments)
+
+
 def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
     """Run `stage` on each stack of a Snakemake job, logging to the job's log.
 
@@ -385,11 +388,7 @@ def run_job(stage, rule, input, output, params, log, config, *, gpu=True):
                 params=stack_params,
             )
         )
-    arguments = (stage, rule, stacks, log[0], dict(config), gpu, time.time())
-    if _POOL is None:
-        run_stacks(*arguments)
-    else:
-        _POOL.run(run_stacks, *arguments)
+    _in_worker(run_stacks, stage, rule, stacks, log[0], dict(config), gpu, time.time())
 
 
 @contextmanager
@@ -459,8 +458,7 @@ def run_task(function, rule, log, **kwargs):
     """Run a run-wide job: ``function(log=logger, **kwargs)``, logged like a stage.
 
     Runs where the stage jobs run (a worker process of :func:`use_workers`, else
-    the calling thread), so tables and figures are made by a process that has
-    pandas and matplotlib imported already.
+    the calling thread), so it starts no process of its own.
 
     Parameters
     ----------
@@ -473,11 +471,7 @@ def run_task(function, rule, log, **kwargs):
     **kwargs
         Its arguments: strings, lists and dicts of paths.
     """
-    arguments = (function, rule, log[0], kwargs, time.time())
-    if _POOL is None:
-        _task(*arguments)
-    else:
-        _POOL.run(_task, *arguments)
+    _in_worker(_task, function, rule, log[0], kwargs, time.time())
 
 
 def _task(function, rule, log_path, kwargs, queued_at):
