@@ -27,7 +27,7 @@ rule all:
         expand(result("overlay"), sample=samples.index),
         f"{RESULTS}/label_statistics.csv",
         f"{RESULTS}/summary.csv",
-        f"{RESULTS}/plots/intensity_vs_depth.png",
+        [f"{RESULTS}/plots/{stem}.png" for stem, _ in FIGURES.values()],
         [f"{RESULTS}/validation.csv"] if ANNOTATED else [],
 
 

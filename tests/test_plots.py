@@ -91,3 +91,34 @@ def test_many_stacks_are_summed_up_not_drawn_one_by_one():
     np.testing.assert_allclose(depth.axes[1].lines[0].get_ydata(), 1.0)
     for figure in (nuclei, volumes, depth):
         assert png_bytes(figure).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("figure", "tables"),
+    [
+        ("nuclei", [{"sample": ["a", "b"], "nuclei": [3, 5]}]),
+        ("volumes", [{"sample": ["a", "a"], "volume_um3": [100.0, 120.0]}]),
+        (
+            "depth",  # one table per stack, drawn together
+            [
+                {"sample": [s, s], "z": [0, 1], "mean_resampled": [2.0, 1.0]}
+                | {"mean_equalized": [1.5, 1.5]}
+                for s in ("a", "b")
+            ],
+        ),
+    ],
+)
+def test_plot_job_writes_its_figure_from_its_tables(tmp_path, figure, tables):
+    import logging
+
+    from nuclei3d.plots import plot_job
+
+    paths = []
+    for i, table in enumerate(tables):
+        paths.append(tmp_path / f"table_{i}.csv")
+        pd.DataFrame(table).to_csv(paths[-1], index=False)
+    output = tmp_path / "plots" / f"{figure}.png"
+    output.parent.mkdir()
+    plot_job(figure, [str(p) for p in paths], str(output), logging.getLogger("t"))
+    assert output.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in output.parent.iterdir()] == [output.name]  # no temp

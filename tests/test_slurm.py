@@ -341,7 +341,7 @@ def test_one_slurm_job_per_stack_runs_its_six_gpu_stages(runs):
     # a SLURM job of its own (CPU partition, no GPU) except what snakemake runs
     # itself (`all`). At the time of writing, for 2 stacks: 2 demo_stack +
     # 2 GPU jobs + 2 validate + collect_statistics + collect_validation +
-    # plot_run = 9 submissions (instead of 2 + 12 + 5).
+    # 3 plot rules = 11 submissions (instead of 2 + 12 + 7).
     cpu = run.planned_cpu_jobs
     assert cpu["demo_stack"] == len(SAMPLES) and cpu["collect_statistics"] == 1
     assert "all" in run.local_rules

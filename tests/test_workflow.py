@@ -41,19 +41,22 @@ PER_STACK_FILES = (
 )
 
 
+PLOTS_OF_STATISTICS = {("plot_nuclei", ""), ("plot_volumes", "")}
+
+
 def jobs_for(rules, samples=SAMPLES):
     return {(rule, sample) for rule in rules for sample in samples}
 
 
 def expected_reruns(reruns, samples=SAMPLES):
     """The jobs a change to the first of `reruns` plans: those stages per stack,
-    and what is built on them (validation, run tables, plots). Equalize writes
-    the depth profiles that plot_run draws."""
+    and what is built on them (validation, run tables, figures). Equalize writes
+    the depth profiles that plot_depth draws; measure the tables of the others."""
     expected = jobs_for(reruns, samples) | {("all", "")}
     if "measure" in reruns:
-        expected |= {("collect_statistics", "")}
-    if {"measure", "equalize"} & set(reruns):
-        expected |= {("plot_run", "")}
+        expected |= {("collect_statistics", ""), *PLOTS_OF_STATISTICS}
+    if "equalize" in reruns:
+        expected |= {("plot_depth", "")}
     if "validate" in reruns:
         expected |= {("collect_validation", "")}
     if "segment" in reruns:
@@ -197,7 +200,7 @@ def test_library_change_reruns_that_stage_and_downstream(finished_run, module, r
         jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
     finally:
         source.write_text(original)
-    plots = {("plot_run", "")} if module == "plots" else set()
+    plots = {*PLOTS_OF_STATISTICS, ("plot_depth", "")} if module == "plots" else set()
     assert jobs == expected_reruns(reruns) | plots
 
 

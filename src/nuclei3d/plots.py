@@ -94,30 +94,31 @@ def plot_depth_profiles(profiles):
     return figure
 
 
-def plot_job(summary, statistics, profiles, outputs, log):
-    """Job of rule plot_run: the run's three figures as PNG files.
+def plot_job(figure, tables, output, log):
+    """Job of rules plot_nuclei, plot_volumes and plot_depth: one figure as a PNG.
 
     Parameters
     ----------
-    summary, statistics : str
-        The run's ``summary.csv`` and ``label_statistics.csv``.
-    profiles : list of str
-        Every stack's ``depth_profile.csv``.
-    outputs : dict of str to str
-        PNG paths for ``nuclei``, ``volumes`` and ``depth``.
+    figure : {"nuclei", "volumes", "depth"}
+        Which figure: :func:`plot_nuclei` of the run's ``summary.csv``,
+        :func:`plot_volumes` of its ``label_statistics.csv``, or
+        :func:`plot_depth_profiles` of every stack's ``depth_profile.csv``.
+    tables : list of str
+        The CSV tables it is drawn from (concatenated).
+    output : str
+        The PNG file.
     log : logging.Logger
     """
     import pandas as pd
 
     from . import io
 
-    depth = pd.concat(map(pd.read_csv, profiles), ignore_index=True)
-    figures = {
-        outputs["nuclei"]: plot_nuclei(pd.read_csv(summary)),
-        outputs["volumes"]: plot_volumes(pd.read_csv(statistics)),
-        outputs["depth"]: plot_depth_profiles(depth),
-    }
-    for path, figure in figures.items():
-        with io.atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=100)
-        log.info("wrote %s", path)
+    draw = {
+        "nuclei": plot_nuclei,
+        "volumes": plot_volumes,
+        "depth": plot_depth_profiles,
+    }[figure]
+    table = pd.concat(map(pd.read_csv, tables), ignore_index=True)
+    with io.atomic_path(output) as tmp:
+        draw(table).savefig(tmp, format="png", dpi=100)
+    log.info("wrote %s", output)

@@ -1,36 +1,39 @@
-rule plot_run:
-    """Figures of the run: nuclei per stack, volumes, intensity against depth."""
-    input:
-        summary=f"{RESULTS}/summary.csv",
-        statistics=f"{RESULTS}/label_statistics.csv",
-        profiles=expand(result("depth_profile.csv"), sample=samples.index),
-    output:
-        nuclei=report(
-            f"{RESULTS}/plots/nuclei_per_stack.png",
-            caption="../report/nuclei_per_stack.rst",
-            category="Statistics",
-        ),
-        volumes=report(
-            f"{RESULTS}/plots/volume_distribution.png",
-            caption="../report/volume_distribution.rst",
-            category="Statistics",
-        ),
-        depth=report(
-            f"{RESULTS}/plots/intensity_vs_depth.png",
-            caption="../report/intensity_vs_depth.rst",
-            category="Statistics",
-        ),
-    log:
-        f"{RESULTS}/logs/plot_run.log",
-    params:
-        code=code_fingerprint("plots"),
-    run:
-        run_task(
-            nuclei3d.plots.plot_job,
-            rule,
-            log,
-            summary=input.summary,
-            statistics=input.statistics,
-            profiles=list(input.profiles),
-            outputs=dict(output.items()),
-        )
+# The run's figures, one rule each, so that each waits only for its own tables:
+# the depth profiles (written by equalize) are drawn while later stages still run.
+FIGURES = {
+    "nuclei": ("nuclei_per_stack", [f"{RESULTS}/summary.csv"]),
+    "volumes": ("volume_distribution", [f"{RESULTS}/label_statistics.csv"]),
+    "depth": (
+        "intensity_vs_depth",
+        expand(result("depth_profile.csv"), sample=samples.index),
+    ),
+}
+
+for figure, (stem, figure_tables) in FIGURES.items():
+
+    rule:
+        """One figure of the run (nuclei per stack, volumes, intensity against depth)."""
+        name:
+            f"plot_{figure}"
+        input:
+            figure_tables,
+        output:
+            report(
+                f"{RESULTS}/plots/{stem}.png",
+                caption=f"../report/{stem}.rst",
+                category="Statistics",
+            ),
+        log:
+            f"{RESULTS}/logs/plot_{figure}.log",
+        params:
+            figure=figure,
+            code=code_fingerprint("plots"),
+        run:
+            run_task(
+                nuclei3d.plots.plot_job,
+                rule,
+                log,
+                figure=params.figure,
+                tables=list(input),
+                output=output[0],
+            )
