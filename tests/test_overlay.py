@@ -61,3 +61,19 @@ def test_label_colors_background_black_labels_coloured():
 def test_to_grey_spans_full_range():
     grey = to_grey(np.linspace(0, 1, 1000).reshape(10, 100))
     assert grey.min() == 0 and grey.max() == 255 and grey.shape == (10, 100, 3)
+
+
+def test_outlines_are_the_seeds_label_edges(opencl_device):
+    """The host outlines equal cle.detect_label_edges on each 2D slice (the seed's
+    way), labels at the image border and touching labels included."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.overlay import outlines
+
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        blocks = rng.integers(0, 5, (9, 11)).astype(np.uint16)
+        labels = np.kron(blocks, np.ones((4, 3), np.uint16))[:33, :31]
+        expected = np.asarray(cle.pull(cle.detect_label_edges(cle.push(labels))))
+        assert outlines(labels).any()
+        np.testing.assert_array_equal(outlines(labels), expected.astype(bool))

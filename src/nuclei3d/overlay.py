@@ -7,6 +7,7 @@ import numpy as np
 __all__ = [
     "compose_overlays",
     "label_colors",
+    "outlines",
     "overlay_images",
     "overlay_layers",
     "run_stage",
@@ -61,20 +62,19 @@ def to_grey(image, *, low=None, high=None):
     return np.repeat(scaled.astype(np.uint8)[..., np.newaxis], 3, axis=-1)
 
 
-def overlay_layers(intensity, labels, *, every_n_slices=20):
-    """The OpenCL part of :func:`overlay_images`: 2D label edges, max projections.
+def overlay_layers(intensity, labels):
+    """The OpenCL part of :func:`overlay_images`: the maximum projections.
 
     Parameters
     ----------
-    intensity, labels, every_n_slices
+    intensity, labels
         As for :func:`overlay_images`.
 
     Returns
     -------
     dict
-        ``edges`` (z -> bool edge image of that slice's labels, found in 2D like
-        the seed), ``intensity_projections`` and ``label_projections`` (axis ->
-        maximum projection, each shown as (y, x), (z, x) and (z, y)).
+        ``intensity_projections`` and ``label_projections``: axis -> maximum
+        projection, shown as (y, x), (z, x) and (z, y).
     """
     import pyclesperanto_prototype as cle
 
@@ -87,12 +87,6 @@ def overlay_layers(intensity, labels, *, every_n_slices=20):
             f"`intensity` (shape {intensity.shape}) and `labels` (shape "
             f"{labels.shape}) must be 3D stacks of the same shape"
         )
-    if every_n_slices < 1:
-        raise ValueError(f"`every_n_slices` ({every_n_slices}) must be at least 1")
-    edges = {
-        z: pull(cle.detect_label_edges(push(labels[z]))).astype(bool)
-        for z in range(0, intensity.shape[0], every_n_slices)
-    }
     gpu_intensity, gpu_labels = push(intensity), push(labels)
     projections = {"intensity_projections": {}, "label_projections": {}}
     for axis, project in (
@@ -102,16 +96,47 @@ def overlay_layers(intensity, labels, *, every_n_slices=20):
     ):
         projections["intensity_projections"][axis] = pull(project(gpu_intensity))
         projections["label_projections"][axis] = pull(project(gpu_labels))
-    return {"edges": edges, **projections}
+    return projections
 
 
-def compose_overlays(intensity, labels, layers):
+def outlines(labels):
+    """Label edges of a 2D label image, as the seed drew them.
+
+    A pixel is on an edge when one of its four neighbours has another label
+    (background included), as ``cle.detect_label_edges`` finds them on a 2D
+    slice; scikit-image's ``find_boundaries`` in "thick" mode gives the same
+    pixels, on the host, without a round trip to the device per slice.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2D label image.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool image of the same shape.
+    """
+    from skimage.segmentation import find_boundaries
+
+    return find_boundaries(labels, connectivity=1, mode="thick")
+
+
+def _check_every_n_slices(every_n_slices):
+    if every_n_slices < 1:
+        raise ValueError(f"`every_n_slices` ({every_n_slices}) must be at least 1")
+
+
+def compose_overlays(intensity, labels, layers, *, every_n_slices=20):
     """The pictures of :func:`overlay_images` from its :func:`overlay_layers`."""
+    _check_every_n_slices(every_n_slices)
     intensity = np.asarray(intensity)
+    labels = np.asarray(labels)
     low, high = np.percentile(intensity, (0.5, 99.5))
     pictures = {}
-    for z, edges in layers["edges"].items():
+    for z in range(0, intensity.shape[0], every_n_slices):
         picture = to_grey(intensity[z], low=low, high=high)
+        edges = outlines(labels[z])
         picture[edges] = label_colors(labels[z])[edges]
         pictures[f"outlines_z{z:04d}"] = picture
     for axis, projection in layers["intensity_projections"].items():
@@ -139,12 +164,13 @@ def overlay_images(intensity, labels, *, every_n_slices=20):
     dict of str to numpy.ndarray
         uint8 RGB pictures by file stem: ``outlines_z{z:04d}`` (label outlines in
         their colour over grey intensity, one per chosen z slice, outlines found
-        in 2D like the seed), ``projection_{z,y,x}_intensity`` and
-        ``projection_{z,y,x}_labels`` (maximum projections, each shown as
+        in 2D like the seed, :func:`outlines`), ``projection_{z,y,x}_intensity``
+        and ``projection_{z,y,x}_labels`` (maximum projections, each shown as
         (y, x), (z, x) and (z, y)).
     """
-    layers = overlay_layers(intensity, labels, every_n_slices=every_n_slices)
-    return compose_overlays(intensity, labels, layers)
+    _check_every_n_slices(every_n_slices)
+    layers = overlay_layers(intensity, labels)
+    return compose_overlays(intensity, labels, layers, every_n_slices=every_n_slices)
 
 
 def run_stage(stack, device, log):
@@ -158,10 +184,12 @@ def run_stage(stack, device, log):
     labels, _ = io.read_stack(stack.inputs["labels"])
     with device:  # only the OpenCL part holds the device
         check_current_device_memory(stack.inputs["labels"], labels.shape, buffers=3)
-        layers = overlay_layers(
-            intensity, labels, every_n_slices=stack.params["every_n_slices"]
-        )
-    pictures = compose_overlays(intensity, labels, layers)
+        layers = overlay_layers(intensity, labels)
+    pictures = compose_overlays(
+        intensity, labels, layers, every_n_slices=stack.params["every_n_slices"]
+    )
     with io.atomic_directory(stack.output) as folder:
         for name, picture in pictures.items():
-            iio.imwrite(folder / f"{name}.png", picture)
+            # zlib level 1: half the time of the default 6 (7 vs 14 ms for a
+            # demo stack's 11 pictures), and no larger here.
+            iio.imwrite(folder / f"{name}.png", picture, compress_level=1)
