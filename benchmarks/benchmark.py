@@ -61,6 +61,7 @@ _PROCESS_START = time.perf_counter()
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+BARE = HERE / "bare_layout.smk"  # dry_run_scale: the least a per-stage layout costs
 DEMO_SHAPE = (86, 396, 393)
 LARGE_SHAPE = (172, 1584, 1572)
 VOXEL_SIZE_UM = (1.0, 0.202, 0.202)
@@ -574,7 +575,9 @@ def dry_run_scale(counts, *, root):
     Every row names its own image file: hard links to one tiny TIFF (the resample
     rule's input must exist, and distinct paths keep Snakemake's per-file checks
     realistic). The dry run prints every job, as a user's ``snakemake -n`` does,
-    into a log file (``--quiet`` would hide the job count; it saves ~2 %).
+    into a log file (``--quiet`` would hide the job count). Next to it, on the
+    same sheet, ``bare_layout.smk``: the same per-stage layout with nothing but
+    input and output patterns, the least Snakemake needs to plan it.
     """
     import numpy as np
 
@@ -598,21 +601,23 @@ def dry_run_scale(counts, *, root):
                 shutil.copyfile(tiny, path)
             stacks.append(path)
         write_workflow_dir(folder, stacks, kernel_cache=folder / "cache", device="")
-        log = folder / "log.txt"
-        process = run_timed(
-            snakemake_command(1, "--dry-run"),
-            cwd=folder,
-            log=log,
-        )
-        found = re.search(r"^total\s+(\d+)", log.read_text(), re.MULTILINE)
-        results.append(
-            {
-                "stacks": count,
+        row = {"stacks": count}
+        for name, snakefile in (("workflow", REPO / "Snakefile"), ("bare", BARE)):
+            log = folder / f"log-{name}.txt"
+            command = snakemake_command(1, "--dry-run")
+            command[command.index("-s") + 1] = snakefile
+            process = run_timed(command, cwd=folder, log=log)
+            found = re.search(r"^total\s+(\d+)", log.read_text(), re.MULTILINE)
+            measured = {
                 "jobs": int(found.group(1)) if found else None,
                 "wall_s": process["wall_s"],
                 "max_rss_mb": process["max_rss_mb"],
             }
-        )
+            if name == "workflow":
+                row.update(measured)
+            else:
+                row["bare_layout"] = measured
+        results.append(row)
         shutil.rmtree(images, ignore_errors=True)
     return results
 
@@ -655,6 +660,7 @@ def machine_info():
         except Exception:
             versions[module] = None
     return {
+        "bytecode": bytecode_info(),
         "hostname": socket.gethostname(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
@@ -667,6 +673,27 @@ def machine_info():
         "load_average_at_start": list(os.getloadavg()),
         "user": getpass.getuser(),
     }
+
+
+def bytecode_info():
+    """Whether the packages every process imports have compiled bytecode cached.
+
+    Without it (an install with ``pip --no-compile`` where
+    ``PYTHONDONTWRITEBYTECODE`` is set, as on the lent GPU nodes), every process
+    compiles them from source: a Snakemake start there took 2.9-3.7 s instead of
+    1.2-1.3 s. A normal ``pip install`` compiles them.
+    """
+    import importlib.util
+
+    cached = {}
+    for module in ("snakemake", "pyclesperanto_prototype", "pandas", "matplotlib"):
+        spec = importlib.util.find_spec(module)
+        cached[module] = bool(
+            spec
+            and spec.origin
+            and os.path.exists(importlib.util.cache_from_source(spec.origin))
+        )
+    return {"dont_write_bytecode": bool(sys.flags.dont_write_bytecode), **cached}
 
 
 def ratio(a, b):
@@ -779,6 +806,18 @@ def print_report(report, file=sys.stdout):
         + " / ".join("-" if v is None else f"{v[0]:.2f}" for v in load)
         + " (other work on the machine skews every figure)"
     )
+    uncompiled = [
+        name
+        for name, cached in machine.get("bytecode", {}).items()
+        if name != "dont_write_bytecode" and not cached
+    ]
+    if uncompiled:
+        out(
+            "WARNING: no cached bytecode for "
+            + ", ".join(uncompiled)
+            + ": every process compiles them from source (slower starts than "
+            "after a normal pip install)"
+        )
     out()
     out("All stacks, end to end (seconds, wall; process = interpreter start to exit)")
     header = f"{'':34}{'wall':>9}{'/seed':>8}{'per stack':>11}{'peak MB':>9}"
@@ -923,11 +962,18 @@ def print_report(report, file=sys.stdout):
     if report.get("dry_run"):
         out()
         out("snakemake --dry-run over large sample sheets")
-        out(f"{'stacks':>8}{'jobs':>8}{'wall s':>9}{'peak MB':>9}")
+        out(
+            f"{'':10}{'workflow':>27}{'bare layout (bare_layout.smk)':>34}"
+            f"\n{'stacks':>8}{'jobs':>9}{'wall s':>9}{'peak MB':>9}"
+            f"{'jobs':>9}{'wall s':>9}{'peak MB':>9}{'wall /bare':>11}"
+        )
         for row in report["dry_run"]:
+            bare = row.get("bare_layout") or {}
             out(
-                f"{row['stacks']:>8}{row['jobs'] or '-':>8}{fmt(row['wall_s']):>9}"
-                f"{fmt(row['max_rss_mb'], 'mb'):>9}"
+                f"{row['stacks']:>8}{row['jobs'] or '-':>9}{fmt(row['wall_s']):>9}"
+                f"{fmt(row['max_rss_mb'], 'mb'):>9}{bare.get('jobs') or '-':>9}"
+                f"{fmt(bare.get('wall_s')):>9}{fmt(bare.get('max_rss_mb'), 'mb'):>9}"
+                f"{fmt(ratio(row['wall_s'], bare.get('wall_s')), 'x'):>11}"
             )
     if report.get("targets"):
         out()

@@ -35,9 +35,15 @@ def main(argv=None):
         "--seed", action="store_true", help="also time the seed loop, for ratios"
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="folder for stacks and runs (default: a new temporary one); stacks "
+        "already drawn there, e.g. by benchmark.py --workdir, are reused",
+    )
     args = parser.parse_args(argv)
 
-    root = Path(tempfile.mkdtemp(prefix="nuclei3d-variants-"))
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="nuclei3d-variants-"))
     stacks, _ = benchmark.make_stacks(
         root / "stacks", args.stacks, benchmark.DEMO_SHAPE
     )

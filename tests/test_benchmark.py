@@ -132,3 +132,6 @@ def test_ratios_and_dry_run(report):
     assert dry_run["stacks"] == 20
     assert dry_run["jobs"] >= 20 * 6 + 2  # 6+ jobs per stack, run-wide ones
     assert positive(dry_run["wall_s"]) and positive(dry_run["max_rss_mb"])
+    bare = dry_run["bare_layout"]  # the same sheet, six rules per stack, nothing else
+    assert bare["jobs"] == 20 * 6 + 1
+    assert positive(bare["wall_s"]) and positive(bare["max_rss_mb"])
