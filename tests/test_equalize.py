@@ -50,21 +50,39 @@ def test_rejects_2d():
         equalize_slice_means(np.zeros((3, 3)))
 
 
-@pytest.mark.parametrize("per_voxel", [True, False])
-def test_both_factor_kernels_apply_the_slice_correction_factors(
-    opencl_device, per_voxel
-):
-    """The GPU kernel (factor per voxel) and the CPU one (factor list) agree."""
-    import pyclesperanto_prototype as cle
-
-    from nuclei3d.equalize import multiply_by_slice_factors
-
+@pytest.fixture
+def stack_with_empty_slice():
     rng = np.random.default_rng(5)
     stack = (rng.random((6, 7, 8)) * 100).astype(np.float32)
+    stack *= np.linspace(1.0, 0.3, 6, dtype=np.float32)[:, None, None]
     stack[2] = 0  # an empty slice keeps factor 1
-    sums = cle.sum_y_projection(cle.sum_x_projection(cle.push(stack)))
-    out = cle.pull(
-        multiply_by_slice_factors(cle.push(stack), sums, per_voxel=per_voxel)
-    )
-    factors = slice_correction_factors(stack.mean(axis=(1, 2)))
-    np.testing.assert_allclose(out, stack * factors[:, None, None], rtol=1e-5)
+    return stack
+
+
+def test_gpu_slice_sums_are_pyclesperantos_projections(
+    opencl_device, stack_with_empty_slice
+):
+    """The GPU path's own kernels sum as cle's two projections do, to the bit."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.equalize import slice_sums_gpu
+
+    image = cle.push(stack_with_empty_slice)
+    expected = cle.pull(cle.sum_y_projection(cle.sum_x_projection(image)))
+    np.testing.assert_array_equal(cle.pull(slice_sums_gpu(image)), expected)
+
+
+def test_both_paths_apply_the_slice_correction_factors(
+    opencl_device, stack_with_empty_slice
+):
+    """The GPU path (factor per voxel) and the CPU one (factor list) agree."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.equalize import equalize_gpu, multiply_by_slice_factors
+
+    image = cle.push(stack_with_empty_slice)
+    sums = cle.sum_y_projection(cle.sum_x_projection(image))
+    factors = slice_correction_factors(stack_with_empty_slice.mean(axis=(1, 2)))
+    expected = stack_with_empty_slice * factors[:, None, None]
+    for out in (equalize_gpu(image), multiply_by_slice_factors(image, sums)):
+        np.testing.assert_allclose(cle.pull(out), expected, rtol=1e-5)

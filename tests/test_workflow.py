@@ -182,7 +182,7 @@ def test_device_choice_reruns_nothing(finished_run, tmp_path):
         ("equalize", STAGES[1:]),
         ("background", STAGES[2:]),
         ("segment", STAGES[3:]),
-        ("kernels/multiply_by_slice_factor.cl", STAGES[1:]),  # named in equalize.py
+        ("kernels/equalize_slices.cl", STAGES[1:]),  # named in equalize.py
         ("kernels/grow_labels.cl", STAGES[3:]),  # named in segment.py
         ("overlay", ("overlay",)),
         ("measure", ("measure",)),

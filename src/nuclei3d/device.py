@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -45,6 +46,7 @@ __all__ = [
     "new_cle_device",
     "on_device",
     "opencl_devices",
+    "project_kernel",
     "pull",
     "push",
     "select_device",
@@ -53,6 +55,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 _HELD_LOCKS = []  # open lock files; the OS releases them when the process ends
 _STAGING = {}  # OpenCL context -> pinned host buffer for push/pull
+_PROGRAMS = {}  # (OpenCL context, kernel file) -> built program, project_kernel
+_PROGRAMS_LOCK = threading.Lock()
+KERNELS = Path(__file__).parent / "kernels"
 
 
 GIB = 2**30
@@ -475,6 +480,35 @@ def pull(image):
     out.reshape(-1).view(np.uint8)[:] = mapped
     mapped.base.release(device.queue)
     return out
+
+
+def project_kernel(context, file, name):
+    """Kernel `name` of the project's ``kernels/<file>``, built once per context.
+
+    For kernels launched straight through pyopencl, without pyclesperanto's
+    set-up of each launch (0.3-0.6 ms): plain OpenCL on contiguous buffers.
+
+    Parameters
+    ----------
+    context : pyopencl.Context
+    file : str
+        File name in ``src/nuclei3d/kernels/``.
+    name : str
+        Kernel name.
+
+    Returns
+    -------
+    pyopencl.Kernel
+        A new kernel object (kernel arguments are not shared between threads).
+    """
+    import pyopencl as cl
+
+    with _PROGRAMS_LOCK:
+        key = (context, file)
+        if key not in _PROGRAMS:
+            source = (KERNELS / file).read_text()
+            _PROGRAMS[key] = cl.Program(context, source).build()
+        return cl.Kernel(_PROGRAMS[key], name)
 
 
 def on_device(image):

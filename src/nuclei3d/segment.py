@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 
 from .io import as_label_dtype
 
 __all__ = ["grow_until_stable", "run_stage", "segment_nuclei", "voronoi_otsu_labeling"]
 
-KERNEL = Path(__file__).parent / "kernels" / "grow_labels.cl"
+KERNEL = "grow_labels.cl"  # in src/nuclei3d/kernels/
 # Steps launched between two looks at the change flags: each look waits for the
 # device; a step after the loop has converged returns at once (grow_labels.cl).
 STEPS_PER_CHECK = 8
-_PROGRAMS = {}  # OpenCL context -> built grow_labels program
-_PROGRAMS_LOCK = threading.Lock()
 MIN_BOX, MAX_BOX_DIAMOND = 0, 1  # modes of grow_until_stable ...
 _MAX_DIAMOND = 2  # ... and of the kernel, which does MAX_BOX_DIAMOND's odd steps
-
-
-def _grow_kernel(context):
-    import pyopencl as cl
-
-    with _PROGRAMS_LOCK:
-        if context not in _PROGRAMS:
-            _PROGRAMS[context] = cl.Program(context, KERNEL.read_text()).build()
-        return cl.Kernel(_PROGRAMS[context], "grow_labels")
 
 
 def grow_until_stable(first, second, mode):
@@ -57,10 +43,12 @@ def grow_until_stable(first, second, mode):
     """
     import pyopencl as cl
 
+    from .device import project_kernel
+
     if first.dtype != np.float32 or second.dtype != np.float32:
         raise TypeError("grow_until_stable works on float32 images")
     queue = first.queue
-    kernel = _grow_kernel(first.context)
+    kernel = project_kernel(first.context, KERNEL, "grow_labels")
     size = tuple(int(n) for n in first.shape[::-1])
     flags = np.zeros(STEPS_PER_CHECK, np.int32)
     device_flags = cl.Buffer(first.context, cl.mem_flags.READ_WRITE, flags.nbytes)
