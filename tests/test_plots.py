@@ -122,3 +122,7 @@ def test_plot_job_writes_its_figure_from_its_tables(tmp_path, figure, tables):
     plot_job(figure, [str(p) for p in paths], str(output), logging.getLogger("t"))
     assert output.read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in output.parent.iterdir()] == [output.name]  # no temp
+    if len(paths) > 1:  # every table is drawn, not just the first
+        first_only = tmp_path / "first_only.png"
+        plot_job(figure, [str(paths[0])], str(first_only), logging.getLogger("t"))
+        assert first_only.read_bytes() != output.read_bytes()

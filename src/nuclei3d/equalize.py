@@ -16,7 +16,7 @@ __all__ = [
     "slice_sums_gpu",
 ]
 
-KERNELS = "equalize_slices.cl"  # the GPU path, in KERNEL_DIR
+GPU_KERNELS = "equalize_slices.cl"  # the GPU path's kernels, in KERNEL_DIR
 KERNEL_DIR = Path(__file__).parent / "kernels"
 
 
@@ -105,10 +105,10 @@ def slice_sums_gpu(stack):
     depth, height, width = stack.shape
     rows = cl.Buffer(stack.context, cl.mem_flags.READ_WRITE, 4 * depth * height)
     sums = cle.create((1, depth), np.float32)
-    project_kernel(stack.context, KERNELS, "row_sums")(
+    project_kernel(stack.context, GPU_KERNELS, "row_sums")(
         stack.queue, (depth, height), None, stack.data, rows, np.int32(width)
     )
-    project_kernel(stack.context, KERNELS, "slice_sums")(
+    project_kernel(stack.context, GPU_KERNELS, "slice_sums")(
         stack.queue, (depth,), None, rows, sums.data, np.int32(height)
     )
     return sums
@@ -138,7 +138,7 @@ def equalize_gpu(stack):
     sums = slice_sums_gpu(stack)
     out = cle.create(stack.shape, np.float32)
     depth, height, width = stack.shape
-    project_kernel(stack.context, KERNELS, "multiply_by_slice_factor")(
+    project_kernel(stack.context, GPU_KERNELS, "multiply_by_slice_factor")(
         stack.queue,
         (width, height, depth),
         None,

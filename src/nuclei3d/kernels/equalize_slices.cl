@@ -1,10 +1,10 @@
 // Equalization on a GPU (nuclei3d.equalize), three launches and no host round
 // trip: the slice sums in two passes, then every voxel times its slice's factor,
 // stack mean / slice mean (1 for an empty slice). Plain OpenCL on contiguous
-// float32 (z, y, x) buffers, launched straight through pyopencl. The arithmetic
-// and its order are those of pyclesperanto's sum_x_projection and
-// sum_y_projection and of the kernel the factors were applied with before, so the
-// result is the same, without pyclesperanto's set-up of each launch.
+// float32 (z, y, x) buffers, launched straight through pyopencl, without
+// pyclesperanto's set-up of each launch. The sums add in the order of
+// pyclesperanto's sum_x_projection and sum_y_projection, so they are the same to
+// the bit (tests/test_equalize.py).
 
 // rows[y][z] = sum over x of src[z][y][x], x in order
 __kernel void row_sums(__global const float* src, __global float* rows, const int w)
