@@ -80,6 +80,9 @@ def test_writes_every_section(report):
         assert report.get(section), section
     assert report["machine"]["cpu_count"] >= 1
     assert report["settings"]["stacks"] == 2
+    bytecode = report["machine"]["bytecode"]  # compiled imports or not: start-up
+    assert set(bytecode) >= {"dont_write_bytecode", "snakemake", "pandas"}
+    assert all(isinstance(value, bool) for value in bytecode.values())
 
 
 def test_in_process_runs_have_positive_times(report):
