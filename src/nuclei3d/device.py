@@ -36,6 +36,7 @@ import numpy as np
 __all__ = [
     "DeviceChoice",
     "DeviceMemoryError",
+    "as_stack",
     "check_current_device_memory",
     "check_device_memory",
     "choose_device",
@@ -509,6 +510,22 @@ def project_kernel(context, file, name):
             source = (KERNELS / file).read_text()
             _PROGRAMS[key] = cl.Program(context, source).build()
         return cl.Kernel(_PROGRAMS[key], name)
+
+
+def as_stack(image):
+    """`image` as a stage's 3D input: a device image or array as it is, a list as
+    an array.
+
+    Raises
+    ------
+    ValueError
+        If it does not have three axes (z, y, x).
+    """
+    if isinstance(image, (list, tuple)):
+        image = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"`image` (shape {image.shape}) must be 3D (z, y, x)")
+    return image
 
 
 def on_device(image):

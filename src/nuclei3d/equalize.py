@@ -217,13 +217,10 @@ def equalize_slice_means(image, *, enabled=True, on_device=False):
     """
     import pyclesperanto_prototype as cle
 
+    from .device import as_stack, pull
     from .device import on_device as to_device
-    from .device import pull
 
-    if isinstance(image, (list, tuple)):
-        image = np.asarray(image)
-    if image.ndim != 3:
-        raise ValueError(f"`image` (shape {image.shape}) must be 3D (z, y, x)")
+    image = as_stack(image)
     if not enabled and not on_device and isinstance(image, np.ndarray):
         return image.astype(np.float32, copy=False)
     stack = to_device(image)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 __all__ = ["resample_isotropic", "resolve_voxel_size", "run_stage"]
 
 
@@ -96,13 +94,10 @@ def resample_isotropic(
     """
     import pyclesperanto_prototype as cle
 
+    from .device import as_stack, pull
     from .device import on_device as to_device
-    from .device import pull
 
-    if isinstance(image, (list, tuple)):
-        image = np.asarray(image)
-    if image.ndim != 3:
-        raise ValueError(f"`image` (shape {image.shape}) must be 3D (z, y, x)")
+    image = as_stack(image)
     vz, vy, vx = _check_voxel_size(voxel_size_um, "`voxel_size_um`")
     target = float(target_voxel_size_um)
     if not (math.isfinite(target) and target > 0):
