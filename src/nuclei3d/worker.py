@@ -99,6 +99,13 @@ class WorkerPool:
             self._alive -= 1
         self._idle.put(None)
 
+    def _discard(self, worker):
+        """Close a worker whose connection broke and forget it; its exit code."""
+        worker.close()
+        code = worker.process.wait()
+        self._lost()
+        return code
+
     def start(self, function, *args):
         """Start the missing workers now, each running ``function(*args)`` first.
 
@@ -125,9 +132,7 @@ class WorkerPool:
             worker.connection.send((function, args))
             worker.connection.recv()
         except (EOFError, OSError):
-            worker.close()
-            worker.process.wait()
-            self._lost()
+            self._discard(worker)
             return
         self._idle.put(worker)
 
@@ -144,9 +149,7 @@ class WorkerPool:
             worker.connection.send((function, args))
             ok, value = worker.connection.recv()
         except (EOFError, OSError) as error:
-            worker.close()
-            code = worker.process.wait()
-            self._lost()
+            code = self._discard(worker)
             raise WorkerDied(
                 f"the worker process (pid {worker.process.pid}) running "
                 f"{getattr(function, '__name__', function)} ended with exit code "
