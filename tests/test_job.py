@@ -141,3 +141,22 @@ def test_started_workers_warm_up_before_their_first_job(tmp_path):
         assert pool.run(imported, "pyclesperanto_prototype")
     finally:
         pool.close()
+
+
+def test_started_workers_import_what_run_wide_tasks_need(tmp_path):
+    """After the warm-up, pandas and matplotlib are imported in the background."""
+    from nuclei3d.job import warm_up
+    from nuclei3d.worker import WorkerPool
+
+    names = ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg")
+    pool = WorkerPool(1)
+    try:
+        pool.start(warm_up, {"kernel_cache_dir": str(tmp_path / "cache")})
+        for _ in range(300):
+            found = [pool.run(imported, name) for name in names]
+            if all(found):
+                break
+            time.sleep(0.1)
+    finally:
+        pool.close()
+    assert found == [True] * len(names)
