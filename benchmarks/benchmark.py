@@ -393,15 +393,17 @@ def snakemake_command(cores, *extra):
 
 
 def timeline(spans):
-    """When jobs ran, from (start, end, pid) in seconds after Snakemake started."""
+    """When jobs ran, from (start, end, pid, seconds waited to start) in seconds
+    after Snakemake started; a job is queued when Snakemake hands it to a worker."""
     if not spans:
         return None
     busy = {}
-    for begin, end, pid in spans:
+    for begin, end, pid, _ in spans:
         busy[pid] = busy.get(pid, 0.0) + end - begin
     return {
-        "first_job_start": min(b for b, _, _ in spans),
-        "last_job_end": max(e for _, e, _ in spans),
+        "first_job_queued": min(b - w for b, _, _, w in spans),
+        "first_job_start": min(b for b, _, _, _ in spans),
+        "last_job_end": max(e for _, e, _, _ in spans),
         "busy_per_process": sorted(busy.values(), reverse=True),
     }
 
@@ -448,11 +450,20 @@ def workflow_run(
         )
         if found:
             seconds.setdefault((stage, kind), []).append(float(found.group(1)))
-            first = re.match(r"(\S+ \S+) .* pid (\d+),", text)
+            first = re.match(
+                r"(\S+ \S+) .* pid (\d+),.* waited ([0-9.]+) s to start", text
+            )
             if first:
                 begin = datetime.strptime(first.group(1), "%Y-%m-%d %H:%M:%S,%f")
                 begin = begin.timestamp() - started
-                spans.append((begin, begin + float(found.group(1)), first.group(2)))
+                spans.append(
+                    (
+                        begin,
+                        begin + float(found.group(1)),
+                        first.group(2),
+                        float(first.group(3)),
+                    )
+                )
             if found.group(2):
                 device_use.setdefault(stage, []).append(
                     (float(found.group(2)), float(found.group(3)))
@@ -902,8 +913,9 @@ def print_report(report, file=sys.stdout):
         if line:
             busy = ", ".join(f"{b:.1f}" for b in line["busy_per_process"])
             out(
-                f"  {name}: first job started {line['first_job_start']:.1f} s after "
-                f"snakemake, last ended at {line['last_job_end']:.1f} s; job "
+                f"  {name}: first job handed over {line['first_job_queued']:.1f} s "
+                f"and started {line['first_job_start']:.1f} s after snakemake, "
+                f"last ended at {line['last_job_end']:.1f} s; job "
                 f"processes busy {busy} s"
             )
     if workflow.get("device_s"):

@@ -1,10 +1,13 @@
 """Time every OpenCL step of the pipeline on one device, for finding hot spots.
 
     python benchmarks/step_profile.py [--repeats 20] [--large] [--device PATTERN]
+                                      [--cprofile N]
 
 Draws a demo-like stack (86×396×393 uint8; ``--large`` also 172×1584×1572),
 then times each step alone, synchronising the queue before every clock read, and
-prints medians in ms as JSON. Not part of the side-by-side benchmark
+prints medians in ms as JSON. ``--cprofile N`` also runs the whole pipeline N
+times under cProfile and prints the functions that took longest (own time), which
+tells Python set-up from driver calls. Not part of the side-by-side benchmark
 (``benchmark.py``): this says where the time of one stage goes.
 """
 
@@ -82,11 +85,32 @@ def profile(image, repeats, device):
     return steps
 
 
+def cprofile_pipeline(image, runs, device, top=40):
+    """Print the `top` functions by own time over `runs` pipelines on `image`."""
+    import cProfile
+    import pstats
+
+    from nuclei3d import pipeline
+
+    pipeline.run_pipeline(image, VOXEL, pull_intermediates=False)  # builds kernels
+    device.queue.finish()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(runs):
+        pipeline.run_pipeline(image, VOXEL, pull_intermediates=False)
+    device.queue.finish()
+    profiler.disable()
+    print(f"cProfile of {runs} pipelines on {'x'.join(map(str, image.shape))}")
+    stats = pstats.Stats(profiler, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--device", default="")
+    parser.add_argument("--cprofile", type=int, default=0, metavar="N")
     args = parser.parse_args(argv)
 
     import pyclesperanto_prototype as cle
@@ -102,6 +126,8 @@ def main(argv=None):
         image, _ = make_demo_stack(shape=shape, voxel_size_um=VOXEL, n_nuclei=nuclei)
         repeats = args.repeats if shape[1] < 1000 else 3
         report["x".join(map(str, shape))] = profile(image, repeats, cle.get_device())
+        if args.cprofile:
+            cprofile_pipeline(image, args.cprofile, cle.get_device())
     print(json.dumps(report, indent=1))
     return report
 

@@ -85,6 +85,8 @@ def main(argv=None):
                     "wall_s": run["wall_s"],
                     "jobs": run["jobs"],
                     "device_used_s": used,
+                    "timeline_s": run["timeline_s"],
+                    "median_job_s": run["median_job_s"],
                 }
             )
             versus = f", {run['wall_s'] / seed_wall:.2f}x seed" if seed_wall else ""
