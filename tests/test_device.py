@@ -2,6 +2,7 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -151,3 +152,25 @@ def test_memory_check_names_sizes_and_remedy(shape, buffers, is_gpu, message):
             device="X",
             is_gpu=is_gpu,
         )
+
+
+def test_project_kernels_are_kept_per_thread(opencl_device):
+    """A thread gets its own kernel object, the same one on every call."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.device import project_kernel
+
+    context = cle.get_device().context
+    first = project_kernel(context, "equalize_slices.cl", "row_sums")
+    assert project_kernel(context, "equalize_slices.cl", "row_sums") is first
+    assert project_kernel(context, "equalize_slices.cl", "slice_sums") is not first
+    elsewhere = []
+    thread = threading.Thread(
+        target=lambda: elsewhere.append(
+            project_kernel(context, "equalize_slices.cl", "row_sums")
+        )
+    )
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not first
+    assert elsewhere[0].function_name == first.function_name == "row_sums"
