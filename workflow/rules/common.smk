@@ -147,8 +147,8 @@ class Unit:
     `{sample}`: one job per stack, rules named after their stage. With N > 1 the
     sheet is cut, in its order, into batches of N stacks, and every stage gets one
     rule per batch (`resample_b00003`, ...) whose outputs are still the per-stack
-    files: N times fewer jobs to start and keep track of. (Planning is not faster:
-    Snakemake takes ~4 ms to define each rule.) Rule parameters are lists with
+    files: N times fewer jobs to start, keep track of and plan (a dry run over
+    10,000 stacks: 65 s at N = 1, 30 s at 16). Rule parameters are lists with
     one dict per stack (`nuclei3d.job.run_job`).
     """
 
