@@ -44,6 +44,7 @@ from .device import (
     check_current_device_memory,
     choose_opencl_device,
     claim_free_device,
+    free_pooled_memory,
     log_choice,
     new_cle_device,
     opencl_devices,
@@ -282,6 +283,9 @@ class DeviceLease:
         return self
 
     def __exit__(self, *exc):
+        # The stage's images are dropped by now: its pooled buffers go back to the
+        # driver, so that no idle process keeps GPU memory between stacks.
+        free_pooled_memory(_DEVICES[self.choice.index].context)
         self.held += time.perf_counter() - self._since
         _OPENCL.release()
 
