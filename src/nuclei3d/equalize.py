@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 __all__ = [
@@ -16,8 +14,7 @@ __all__ = [
     "slice_sums_gpu",
 ]
 
-GPU_KERNELS = "equalize_slices.cl"  # the GPU path's kernels, in KERNEL_DIR
-KERNEL_DIR = Path(__file__).parent / "kernels"
+GPU_KERNELS = "equalize_slices.cl"  # the GPU path's kernels, in device.KERNELS
 
 
 def slice_correction_factors(slice_means):
@@ -98,18 +95,17 @@ def slice_sums_gpu(stack):
         float32 (1, z) image.
     """
     import pyclesperanto_prototype as cle
-    import pyopencl as cl
 
     from .device import project_kernel
 
     depth, height, width = stack.shape
-    rows = cl.Buffer(stack.context, cl.mem_flags.READ_WRITE, 4 * depth * height)
+    rows = cle.create((height, depth), np.float32)  # pooled, like every image
     sums = cle.create((1, depth), np.float32)
     project_kernel(stack.context, GPU_KERNELS, "row_sums")(
-        stack.queue, (depth, height), None, stack.data, rows, np.int32(width)
+        stack.queue, (depth, height), None, stack.data, rows.data, np.int32(width)
     )
     project_kernel(stack.context, GPU_KERNELS, "slice_sums")(
-        stack.queue, (depth,), None, rows, sums.data, np.int32(height)
+        stack.queue, (depth,), None, rows.data, sums.data, np.int32(height)
     )
     return sums
 
@@ -171,18 +167,20 @@ def multiply_by_slice_factors(stack, sums):
     """
     import pyclesperanto_prototype as cle
 
+    from .device import KERNELS
+
     out = cle.create(stack.shape, np.float32)
     factors = cle.create(sums.shape, np.float32)
     cle.execute(
         __file__,
-        str(KERNEL_DIR / "slice_factors.cl"),
+        str(KERNELS / "slice_factors.cl"),
         "slice_factors",
         sums.shape,
         {"sums": sums, "dst": factors},
     )
     cle.execute(
         __file__,
-        str(KERNEL_DIR / "multiply_by_factor_list.cl"),
+        str(KERNELS / "multiply_by_factor_list.cl"),
         "multiply_by_factor_list",
         out.shape,
         {"src": stack, "factors": factors, "dst": out},
