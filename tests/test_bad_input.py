@@ -154,7 +154,8 @@ def test_too_large_for_the_device_is_a_clear_error(tmp_path):
     """PoCL limited to 1 GiB (256 MiB per buffer) stands in for a small GPU."""
     workdir = make_workdir(tmp_path, ())
     big = tmp_path / "big.tif"
-    io.write_stack(big, np.zeros((80, 1000, 1000), np.uint8), (0.2, 0.2, 0.2))
+    # 1 µm voxels: resampling keeps the shape, so the device gets the whole stack
+    io.write_stack(big, np.zeros((80, 1000, 1000), np.uint8), (1.0, 1.0, 1.0))
     (workdir / "config/samples.tsv").write_text(f"sample\timage\nbig\t{big}\n")
     env = dict(os.environ, POCL_MEMORY_LIMIT="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)

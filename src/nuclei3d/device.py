@@ -51,6 +51,7 @@ __all__ = [
     "project_kernel",
     "pull",
     "push",
+    "push_float32",
     "select_device",
     "use_memory_pool",
 ]
@@ -517,6 +518,29 @@ def push(array):
     mapped.base.release(device.queue)
     cl.enqueue_copy(device.queue, out.data, staging, byte_count=array.nbytes)
     return out
+
+
+def push_float32(array):
+    """:func:`push` a host array in its own dtype, and make it float32 on the device.
+
+    A uint8 stack crosses the bus in a quarter of float32's bytes; the
+    conversion is one kernel (``cle.copy``), exact for 8- and 16-bit integers.
+
+    Parameters
+    ----------
+    array : array_like
+
+    Returns
+    -------
+    pyclesperanto_prototype.OCLArray
+        float32 image of the same shape.
+    """
+    import pyclesperanto_prototype as cle
+
+    pushed = push(array)
+    if pushed.dtype == np.float32:
+        return pushed
+    return cle.copy(pushed, cle.create(pushed.shape, np.float32))
 
 
 def pull(image):

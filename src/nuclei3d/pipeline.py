@@ -7,10 +7,10 @@ functions in memory, with the same parameters and defaults as ``config.yaml``.
 from __future__ import annotations
 
 from .background import subtract_background
-from .device import pull
+from .device import pull, push_float32
 from .equalize import equalize_slice_means
 from .measure import measure_nuclei
-from .resample import resample_isotropic
+from .resample import pick_isotropic
 from .segment import segment_nuclei
 
 __all__ = ["run_pipeline"]
@@ -29,9 +29,10 @@ def run_pipeline(
 ):
     """Resample, equalize, subtract background, segment and measure one stack.
 
-    The stack is pushed once; every stage works on the device image of the one
-    before, and only the labels and the resampled intensities (for the
-    statistics) come back to the host.
+    The stack is resampled on the host (nearest neighbour picks voxels:
+    :func:`nuclei3d.resample.pick_isotropic`) and the result pushed once; every
+    later stage works on the device image of the one before, and only the labels
+    come back to the host.
 
     Parameters
     ----------
@@ -48,13 +49,12 @@ def run_pipeline(
     Returns
     -------
     dict
-        ``resampled``, ``equalized``, ``background``, ``labels`` (arrays) and
-        ``statistics`` (pandas.DataFrame).
+        ``resampled`` (in the dtype of `image`), ``equalized``, ``background``,
+        ``labels`` (arrays) and ``statistics`` (pandas.DataFrame).
     """
     voxel = float(target_voxel_size_um)
-    resampled = resample_isotropic(
-        image, voxel_size_um, target_voxel_size_um=voxel, on_device=True
-    )
+    intensity = pick_isotropic(image, voxel_size_um, target_voxel_size_um=voxel)
+    resampled = push_float32(intensity)
     equalized = equalize_slice_means(resampled, enabled=equalize, on_device=True)
     background = subtract_background(
         equalized, voxel, radius_um=radius_um, on_device=True
@@ -65,7 +65,6 @@ def run_pipeline(
         spot_sigma_um=spot_sigma_um,
         outline_sigma_um=outline_sigma_um,
     )
-    intensity = pull(resampled)
     result = {
         "resampled": intensity,
         "equalized": pull(equalized) if pull_intermediates else equalized,
