@@ -103,3 +103,95 @@ def test_growth_rejects_other_dtypes(opencl_device):
     image = cle.create((2, 2, 2), np.uint8)
     with pytest.raises(TypeError, match="float32"):
         segment.grow_until_stable(image, image, segment.MIN_BOX)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: rng.gamma(2, 10, (86, 80, 79)),  # a demo stack's size
+        lambda rng: rng.gamma(2, 10, (5, 7, 3)) - 15,  # negative values
+        lambda rng: np.round(rng.gamma(2, 10, (30, 30, 30))),  # on bin edges
+        lambda rng: noisy_blobs(4),
+        lambda rng: np.full((6, 6, 6), 3.0),  # one value: nothing above it
+    ],
+)
+def test_threshold_otsu_equals_pyclesperanto(opencl_device, make):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.segment import threshold_otsu
+
+    image = cle.push(make(np.random.default_rng(0)).astype(np.float32))
+    expected = cle.pull(cle.threshold_otsu(image))
+    out = cle.create(image)
+    threshold_otsu(image, out)
+    np.testing.assert_array_equal(cle.pull(out), expected)
+    assert 0 < expected.sum() < expected.size or np.ptp(expected) == 0
+
+
+def test_threshold_otsu_rejects_other_dtypes(opencl_device):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.segment import threshold_otsu
+
+    image = cle.create((4, 4, 4), np.uint8)
+    with pytest.raises(TypeError, match="float32"):
+        threshold_otsu(image, cle.create(image))
+
+
+def sparse_points(seed, shape, count):
+    """Random voxels, with clusters and neighbours across row and slice ends."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros(shape, np.float32)
+    image.flat[rng.choice(image.size, count, replace=False)] = 1
+    image[2:4, 3:5, 4] = 1  # a small cluster
+    image[1, 2, -1] = image[1, 3, 0] = 1  # flat neighbours, far apart in x
+    image[0, -1, 0] = image[1, 0, 0] = 1  # flat neighbours, far apart in y
+    image[-1, -1, -1] = image[-2, -2, -2] = 1  # diagonal, at the far corner
+    return image
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_seed_components_equal_pyclesperanto(opencl_device, seed):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.segment import seed_components
+
+    image = sparse_points(seed, (9, 11, 13), 150)
+    expected = cle.pull(cle.connected_components_labeling_box(cle.push(image)))
+    indices, labels = seed_components(np.flatnonzero(image)[::-1], image.shape)
+    got = np.zeros(image.shape, np.float32)
+    got.flat[indices] = labels
+    np.testing.assert_array_equal(got, expected)
+    assert 10 < labels.max() < 150  # some points joined, most alone
+
+
+@pytest.mark.parametrize("capacity", [1 << 20, 3])  # 3: too few, cle's way
+def test_label_seed_points_equals_pyclesperanto(opencl_device, monkeypatch, capacity):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d import segment
+
+    monkeypatch.setattr(segment, "SEED_CAPACITY", capacity)
+    spots = sparse_points(3, (12, 20, 30), 400)
+    mask = (np.random.default_rng(4).random(spots.shape) < 0.7).astype(np.float32)
+    a, b = cle.push(spots), cle.push(mask)
+    expected = cle.pull(cle.connected_components_labeling_box(cle.binary_and(a, b)))
+    out = cle.create(a)
+    listed = segment.label_seed_points(a, b, out)
+    assert listed == (capacity > 1000)
+    if listed:
+        np.testing.assert_array_equal(cle.pull(out), expected)
+    labels = cle.pull(segment.voronoi_otsu_labeling(cle.push(noisy_blobs(5)), 2, 1))
+    reference = cle.voronoi_otsu_labeling(cle.push(noisy_blobs(5)), None, 2, 1)
+    np.testing.assert_array_equal(labels, cle.pull(reference))
+
+
+def test_no_seed_points_give_no_labels(opencl_device):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.segment import label_seed_points
+
+    zeros = cle.push(np.zeros((4, 5, 6), np.float32))
+    out = cle.push(np.full((4, 5, 6), 7, np.float32))
+    assert label_seed_points(zeros, zeros, out)
+    assert not cle.pull(out).any()

@@ -6,9 +6,22 @@ import numpy as np
 
 from .io import as_label_dtype
 
-__all__ = ["grow_until_stable", "run_stage", "segment_nuclei", "voronoi_otsu_labeling"]
+__all__ = [
+    "grow_until_stable",
+    "label_seed_points",
+    "run_stage",
+    "seed_components",
+    "segment_nuclei",
+    "threshold_otsu",
+    "voronoi_otsu_labeling",
+]
 
 KERNEL = "grow_labels.cl"  # in src/nuclei3d/kernels/
+HISTOGRAM_KERNEL = "otsu_histogram.cl"
+SEED_KERNEL = "seed_points.cl"
+# Seed voxels read back at most; with more, labels grow on the device as in cle.
+SEED_CAPACITY = 1 << 20
+OTSU_BINS = 256  # fixed in the kernel file and in cle.threshold_otsu
 # Steps launched between two looks at the change flags: each look waits for the
 # device; a step after the loop has converged returns at once (grow_labels.cl).
 STEPS_PER_CHECK = 8
@@ -78,6 +91,219 @@ def grow_until_stable(first, second, mode):
         steps += STEPS_PER_CHECK
 
 
+def threshold_otsu(source, destination):
+    """``cle.threshold_otsu``: foreground above Otsu's threshold, same result.
+
+    pyclesperanto-prototype 0.24 reads its device back three times (minimum,
+    maximum, histogram) and builds the histogram with one work item per image
+    row. Here two launches of ``kernels/otsu_histogram.cl`` find the range and
+    the histogram, both are read back once, and the threshold comes from cle's own
+    code on the host. The counts are exact integers; cle adds its per-row counts in
+    float32, which is exact below 2**24 voxels in a bin.
+
+    Parameters
+    ----------
+    source : pyclesperanto_prototype.OCLArray
+        float32 image.
+    destination : pyclesperanto_prototype.OCLArray
+        Receives 1 above the threshold, 0 elsewhere.
+
+    Returns
+    -------
+    float
+        The threshold.
+    """
+    import pyclesperanto_prototype as cle
+    import pyopencl as cl
+    from pyclesperanto_prototype._tier9._threshold_otsu import (
+        scikit_image_threshold_otsu,
+    )
+
+    from .device import project_kernel
+
+    if source.dtype != np.float32:
+        raise TypeError("threshold_otsu works on float32 images")
+    queue, context = source.queue, source.context
+    n = np.uint32(source.size)
+    local = 1 << (min(256, queue.device.max_work_group_size).bit_length() - 1)
+    groups = int(min(1024, max(1, -(-int(n) // (local * 32)))))
+    global_size = (groups * local,)
+    extremes = cle.create((2,), np.int32)
+    counts = cle.create((OTSU_BINS,), np.uint32)
+    cl.enqueue_fill_buffer(queue, extremes.data, np.int32(2**31 - 1), 0, 4)
+    cl.enqueue_fill_buffer(queue, extremes.data, np.int32(-(2**31)), 4, 4)
+    cl.enqueue_fill_buffer(queue, counts.data, np.uint32(0), 0, 4 * OTSU_BINS)
+    project_kernel(context, HISTOGRAM_KERNEL, "min_max")(
+        queue,
+        global_size,
+        (local,),
+        source.data,
+        n,
+        extremes.data,
+        cl.LocalMemory(8 * local),
+    )
+    project_kernel(context, HISTOGRAM_KERNEL, "histogram")(
+        queue,
+        global_size,
+        (local,),
+        source.data,
+        n,
+        extremes.data,
+        counts.data,
+        cl.LocalMemory(4 * OTSU_BINS),
+    )
+    keys, hist = np.empty(2, np.int32), np.empty(OTSU_BINS, np.uint32)
+    cl.enqueue_copy(queue, keys, extremes.data, is_blocking=False)
+    cl.enqueue_copy(queue, hist, counts.data)  # blocking: waits for both
+    # the kernel's ordered keys back to float32; then cle's own arithmetic
+    minimum, maximum = np.where(keys >= 0, keys, keys ^ 0x7FFFFFFF).view(np.float32)
+    bin_centers = np.arange(OTSU_BINS) * (maximum - minimum) / 255 + minimum
+    with np.errstate(divide="ignore", invalid="ignore"):  # one value: no threshold
+        threshold = scikit_image_threshold_otsu(
+            hist=(hist.astype(np.float32), bin_centers)
+        )
+    cle.greater_constant(source, destination, threshold)
+    return threshold
+
+
+# neighbours after a voxel in flat (z, y, x) order: half of its 26
+_FORWARD = [
+    (dz, dy, dx)
+    for dz in (0, 1)
+    for dy in (-1, 0, 1)
+    for dx in (-1, 0, 1)
+    if (dz, dy, dx) > (0, 0, 0)
+]
+
+
+def seed_components(indices, shape):
+    """``cle.connected_components_labeling_box`` of a few voxels, on the host.
+
+    cle numbers every non-zero voxel ``x * height * depth + y * depth + z + 1``
+    (as float32), lets each take the smallest number of its 26-connected
+    component, then numbers the components 1, 2, ... in the order of those
+    smallest numbers (``relabel_sequential``). This does the same from the
+    voxels' flat indices, with SciPy's connected components on their neighbour
+    graph: for a few hundred seed points, instead of label growth over the
+    whole image.
+
+    Parameters
+    ----------
+    indices : array_like of int
+        Flat (C order) indices of the non-zero voxels in an image of `shape`.
+    shape : tuple of 3 int
+        (depth, height, width).
+
+    Returns
+    -------
+    indices : numpy.ndarray
+        The indices, sorted (uint32).
+    labels : numpy.ndarray
+        float32 label of each.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    indices = np.unique(np.asarray(indices, np.int64))
+    if not indices.size:
+        return indices.astype(np.uint32), np.zeros(0, np.float32)
+    depth, height, width = shape
+    z, y, x = np.unravel_index(indices, shape)
+    rows, columns = [], []
+    for dz, dy, dx in _FORWARD:
+        nz, ny, nx = z + dz, y + dy, x + dx
+        inside = np.flatnonzero(
+            (nz < depth) & (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        )
+        target = (nz[inside] * height + ny[inside]) * width + nx[inside]
+        at = np.minimum(np.searchsorted(indices, target), indices.size - 1)
+        hit = indices[at] == target
+        rows.append(inside[hit])
+        columns.append(at[hit])
+    rows, columns = np.concatenate(rows), np.concatenate(columns)
+    graph = coo_matrix(
+        (np.ones(rows.size, np.int8), (rows, columns)), (indices.size,) * 2
+    )
+    count, component = connected_components(graph, directed=False)
+    number = (x * height * depth + y * depth + z + 1).astype(np.float32)
+    smallest = np.full(count, np.inf, np.float32)
+    np.minimum.at(smallest, component, number)
+    _, rank = np.unique(smallest, return_inverse=True)  # equal numbers: one label
+    return indices.astype(np.uint32), (rank + 1).astype(np.float32)[component]
+
+
+def label_seed_points(spots, mask, out):
+    """``cle.connected_components_labeling_box(cle.binary_and(spots, mask))``.
+
+    The voxels non-zero in both are listed on the device
+    (``kernels/seed_points.cl``) and read back, :func:`seed_components` labels
+    them, and the labels are written into `out`: one read-back for a few
+    hundred points, where cle grows labels over the whole image and reads its
+    device back after every step and three times to renumber.
+
+    Parameters
+    ----------
+    spots, mask : pyclesperanto_prototype.OCLArray
+        float32 images of 0 and 1 (local maxima, foreground).
+    out : pyclesperanto_prototype.OCLArray
+        float32 image of the same shape; receives the labels.
+
+    Returns
+    -------
+    bool
+        False, with `out` untouched, if there are more than ``SEED_CAPACITY``
+        such voxels.
+    """
+    import pyclesperanto_prototype as cle
+    import pyopencl as cl
+
+    from .device import project_kernel
+
+    queue, context = spots.queue, spots.context
+    n = spots.size
+    capacity = min(n, SEED_CAPACITY)
+    count = cle.create((1,), np.uint32)
+    listed = cle.create((capacity,), np.uint32)
+    cl.enqueue_fill_buffer(queue, count.data, np.uint32(0), 0, 4)
+    project_kernel(context, SEED_KERNEL, "nonzero_in_both")(
+        queue,
+        (-(-n // 64) * 64,),
+        None,
+        spots.data,
+        mask.data,
+        np.uint32(n),
+        count.data,
+        listed.data,
+        np.uint32(capacity),
+    )
+    found, head = np.empty(1, np.uint32), np.empty(min(capacity, 4096), np.uint32)
+    cl.enqueue_copy(queue, head, listed.data, is_blocking=False)
+    cl.enqueue_copy(queue, found, count.data)  # in-order queue: both are here
+    found = int(found[0])
+    if found > capacity:
+        return False
+    if found > head.size:
+        head = np.empty(found, np.uint32)
+        cl.enqueue_copy(queue, head, listed.data)
+    indices, labels = seed_components(head[:found], spots.shape)
+    cl.enqueue_fill_buffer(queue, out.data, np.float32(0), 0, out.nbytes)
+    if found:
+        device_indices = cle.create((found,), np.uint32)
+        device_labels = cle.create((found,), np.float32)
+        cl.enqueue_copy(queue, device_indices.data, indices)
+        cl.enqueue_copy(queue, device_labels.data, labels)
+        project_kernel(context, SEED_KERNEL, "scatter")(
+            queue,
+            (-(-found // 64) * 64,),
+            None,
+            device_indices.data,
+            device_labels.data,
+            np.uint32(found),
+            out.data,
+        )
+    return True
+
+
 def voronoi_otsu_labeling(source, spot_sigma, outline_sigma):
     """``cle.voronoi_otsu_labeling`` with its two loops in :func:`grow_until_stable`.
 
@@ -105,26 +331,36 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma):
     cle.detect_maxima_box(temp, spots, 0, 0, 0)
     cle.gaussian_blur(source, temp, outline_sigma, outline_sigma, outline_sigma)
     segmentation = cle.create(source)
-    cle.threshold_otsu(temp, segmentation)
-    binary = cle.binary_and(spots, segmentation)
+    threshold_otsu(temp, segmentation)
 
-    # cle.connected_components_labeling_box(binary)
-    seeds, other = cle.create_like(temp), cle.create_like(temp)
-    cle.set_non_zero_pixels_to_pixel_index(binary, seeds)
-    cle.set(other, 0)
-    seeds, _ = grow_until_stable(seeds, other, MIN_BOX)
-    components = cle.create_like(temp)
-    cle.relabel_sequential(seeds, components)
+    # cle.connected_components_labeling_box(cle.binary_and(spots, segmentation))
+    components, other = cle.create_like(temp), cle.create_like(temp)
+    if not label_seed_points(spots, segmentation, components):
+        seeds = cle.create_like(temp)
+        cle.set_non_zero_pixels_to_pixel_index(
+            cle.binary_and(spots, segmentation), seeds
+        )
+        cle.set(other, 0)
+        seeds, _ = grow_until_stable(seeds, other, MIN_BOX)
+        cle.relabel_sequential(seeds, components)
 
-    # cle.masked_voronoi_labeling(binary, segmentation, temp)
+    # cle.masked_voronoi_labeling(binary, segmentation, temp), then the mask
     start = cle.create_like(temp)
-    cle.add_image_and_scalar(segmentation, start, -1)  # -1 outside the mask
-    cle.add_images(start, components, other)
+    _each_voxel("voronoi_start", segmentation, components, other)
     grown, _ = grow_until_stable(other, start, MAX_BOX_DIAMOND)
-    cle.mask(grown, segmentation, temp)
     labels = cle.create_labels_like(source)
-    cle.mask(temp, segmentation, labels)
+    _each_voxel("mask_labels", grown, segmentation, labels)
     return labels
+
+
+def _each_voxel(name, *images):
+    """Launch kernel `name` of ``grow_labels.cl``, one work item per voxel."""
+    from .device import project_kernel
+
+    first = images[0]
+    project_kernel(first.context, KERNEL, name)(
+        first.queue, (first.size,), None, *(image.data for image in images)
+    )
 
 
 def segment_nuclei(

@@ -64,3 +64,19 @@ __kernel void grow_labels(
   }
   dst[IDX(x, y, z)] = found;
 }
+
+// Before the Voronoi growth: -1 outside the mask, the seed labels inside
+// (cle.add_image_and_scalar(mask, -1), then cle.add_images with the seeds).
+__kernel void voronoi_start(__global const float *mask,
+                            __global const float *seeds, __global float *dst) {
+  const size_t i = get_global_id(0);
+  dst[i] = (mask[i] + -1.0f) + seeds[i];
+}
+
+// After it: the grown labels inside the mask, 0 outside, as uint labels
+// (cle.mask into float32, then cle.mask into the uint32 label image).
+__kernel void mask_labels(__global const float *grown,
+                          __global const float *mask, __global uint *labels) {
+  const size_t i = get_global_id(0);
+  labels[i] = mask[i] != 0 ? convert_uint_sat(grown[i]) : 0;
+}
