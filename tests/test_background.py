@@ -41,3 +41,27 @@ def test_non_positive_is_rejected(voxel, radius):
 def test_radius_below_half_voxel_is_rejected():
     with pytest.raises(ValueError, match="below half a voxel"):
         subtract_background(np.zeros((4, 4, 4)), 2.0, radius_um=0.5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "radius"), [((30, 40, 50), 5), ((7, 9, 4), 3), ((12, 31, 17), 1)]
+)
+def test_top_hat_box_equals_pyclesperanto(opencl_device, shape, radius):
+    """To the bit, windows that reach over the edges included."""
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.background import top_hat_box
+
+    image = np.random.default_rng(radius).gamma(2, 20, shape).astype(np.float32)
+    expected = cle.top_hat_box(cle.push(image), None, radius, radius, radius)
+    out = top_hat_box(cle.push(image), radius)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(cle.pull(out), cle.pull(expected))
+    assert 0 < cle.pull(out).mean() < image.mean()
+
+
+def test_other_dtypes_go_through_pyclesperanto(opencl_device):
+    image = np.zeros((8, 8, 8), np.uint8)
+    image[4, 4, 4] = 200
+    out = subtract_background(image, 1.0, radius_um=2)
+    assert out[4, 4, 4] == 200 and out.sum() == 200
