@@ -30,10 +30,17 @@ def profile(image, repeats, device):
     import pyclesperanto_prototype as cle
 
     from nuclei3d import pipeline
-    from nuclei3d.device import pull, push
+    from nuclei3d.background import top_hat_box
+    from nuclei3d.device import pull, push, push_float32
     from nuclei3d.equalize import equalize_slice_means
     from nuclei3d.measure import measure_nuclei
-    from nuclei3d.segment import voronoi_otsu_labeling
+    from nuclei3d.resample import pick_isotropic
+    from nuclei3d.segment import (
+        label_seed_points,
+        segment_nuclei,
+        threshold_otsu,
+        voronoi_otsu_labeling,
+    )
 
     def timed(function):
         times = []
@@ -52,6 +59,10 @@ def profile(image, repeats, device):
     steps["scale_on_device"], resampled = timed(lambda: cle.scale(raw, **factors))
     steps["cle_pull_resampled"], host = timed(lambda: cle.pull(resampled))
     steps["pinned_pull_resampled"], host = timed(lambda: pull(resampled))
+    steps["pick_on_host"], picked = timed(lambda: pick_isotropic(image, VOXEL))
+    if not (picked == host).all():
+        raise AssertionError("nuclei3d's host resampling differs from cle.scale")
+    steps["push_float32_picked"], _ = timed(lambda: push_float32(picked))
     steps["equalize_on_device"], equalized = timed(
         lambda: equalize_slice_means(resampled, on_device=True)
     )
@@ -59,13 +70,34 @@ def profile(image, repeats, device):
     steps["top_hat_box"], tophat = timed(
         lambda: cle.top_hat_box(equalized, radius_x=5, radius_y=5, radius_z=5)
     )
+    steps["own_top_hat_box"], own_tophat = timed(lambda: top_hat_box(equalized, 5))
+    if not (cle.pull(own_tophat) == cle.pull(tophat)).all():
+        raise AssertionError("nuclei3d's top-hat differs from cle's")
     steps["gaussian_blur_3"], blurred = timed(
         lambda: cle.gaussian_blur(tophat, sigma_x=3, sigma_y=3, sigma_z=3)
     )
     steps["detect_maxima_box"], spots = timed(lambda: cle.detect_maxima_box(blurred))
-    steps["threshold_otsu"], binary = timed(lambda: cle.threshold_otsu(blurred))
+    steps["gaussian_blur_1"], outline = timed(
+        lambda: cle.gaussian_blur(tophat, sigma_x=1, sigma_y=1, sigma_z=1)
+    )
+    steps["threshold_otsu"], binary = timed(lambda: cle.threshold_otsu(outline))
+    own = cle.create(outline)
+    steps["own_threshold_otsu"], _ = timed(lambda: threshold_otsu(outline, own))
+    if not (cle.pull(own) == cle.pull(binary)).all():
+        raise AssertionError("nuclei3d's Otsu threshold differs from cle's")
     steps["masked_voronoi"], _ = timed(
         lambda: cle.masked_voronoi_labeling(cle.binary_and(spots, binary), binary)
+    )
+    steps["relabel_sequential"], _ = timed(
+        lambda: cle.relabel_sequential(cle.connected_components_labeling_box(spots))
+    )
+    steps["connected_components_box"], _ = timed(
+        lambda: cle.connected_components_labeling_box(spots)
+    )
+    float_spots, points = cle.create_like(outline), cle.create_like(outline)
+    cle.detect_maxima_box(blurred, float_spots)  # float32, as in our labeling
+    steps["label_seed_points"], _ = timed(
+        lambda: label_seed_points(float_spots, own, points)
     )
     steps["cle_voronoi_otsu_labeling"], cle_labels = timed(
         lambda: cle.voronoi_otsu_labeling(tophat, spot_sigma=3, outline_sigma=1)
@@ -76,6 +108,9 @@ def profile(image, repeats, device):
     if not (cle.pull(labels) == cle.pull(cle_labels)).all():
         raise AssertionError("nuclei3d's Voronoi-Otsu labels differ from cle's")
     steps["pinned_pull_labels"], host_labels = timed(lambda: pull(labels))
+    steps["segment_nuclei_to_host"], _ = timed(
+        lambda: segment_nuclei(tophat, 1.0, spot_sigma_um=3, outline_sigma_um=1)
+    )
     steps["measure_numpy"], _ = timed(
         lambda: measure_nuclei(host_labels.astype("uint16"), host, (1.0,) * 3)
     )

@@ -24,6 +24,7 @@ SECTIONS = (
     "skimage",
     "ratios",
     "dry_run",
+    "large",
     "targets",
 )
 # Small enough for well under a minute on a 2-core CPU machine with PoCL. Only the
@@ -44,6 +45,13 @@ ARGS = (
     "20",
     "--cold",
     "seed",
+    "--large",
+    "--large-shape",
+    "20",
+    "160",
+    "160",
+    "--large-repeats",
+    "2",
 )
 
 
@@ -138,3 +146,18 @@ def test_ratios_and_dry_run(report):
     bare = dry_run["bare_layout"]  # the same sheet, six rules per stack, nothing else
     assert bare["jobs"] == 20 * 6 + 1
     assert positive(bare["wall_s"]) and positive(bare["max_rss_mb"])
+
+
+def test_large_stack_runs_repeat_in_one_process(report):
+    large = report["large"]
+    assert large["shape"] == [20, 160, 160] and large["repeats"] == 2
+    for name in ("seed", "library", "skimage"):
+        data = large[name]
+        for key in ("stack_s", "first_stack_s", "process_wall_s", "max_rss_mb"):
+            assert positive(data[key]), (name, key)
+        assert data["nuclei"] > 0
+    assert positive(large["library"]["steps_s"]["pipeline"])
+    targets = {row["target"]: row for row in report["targets"]}
+    assert targets["large stack pipeline, s"]["measured"] == (
+        large["library"]["steps_s"]["pipeline"]
+    )
