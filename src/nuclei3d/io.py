@@ -166,6 +166,8 @@ def as_label_dtype(labels):
     dtype('uint16')
     """
     labels = np.asarray(labels)
+    if labels.dtype == np.uint16:
+        return labels
     largest = int(labels.max()) if labels.size else 0
     return labels.astype(np.uint16 if largest < 2**16 else np.uint32, copy=False)
 

@@ -250,9 +250,9 @@ def label_seed_points(spots, mask, out):
 
     Returns
     -------
-    bool
-        False, with `out` untouched, if there are more than ``SEED_CAPACITY``
-        such voxels.
+    int or None
+        The number of labels; None, with `out` untouched, if there are more than
+        ``SEED_CAPACITY`` such voxels.
     """
     import pyclesperanto_prototype as cle
     import pyopencl as cl
@@ -281,7 +281,7 @@ def label_seed_points(spots, mask, out):
     cl.enqueue_copy(queue, found, count.data)  # in-order queue: both are here
     found = int(found[0])
     if found > capacity:
-        return False
+        return None
     if found > head.size:
         head = np.empty(found, np.uint32)
         cl.enqueue_copy(queue, head, listed.data)
@@ -301,10 +301,10 @@ def label_seed_points(spots, mask, out):
             np.uint32(found),
             out.data,
         )
-    return True
+    return int(labels.max()) if found else 0
 
 
-def voronoi_otsu_labeling(source, spot_sigma, outline_sigma):
+def voronoi_otsu_labeling(source, spot_sigma, outline_sigma, *, compact=False):
     """``cle.voronoi_otsu_labeling`` with its two loops in :func:`grow_until_stable`.
 
     The same steps and the same labels as pyclesperanto-prototype 0.24's function
@@ -317,11 +317,13 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma):
         3D isotropic stack on the device.
     spot_sigma, outline_sigma : float
         Gaussian sigmas in voxels.
+    compact : bool, optional
+        uint16 labels when there are fewer than 65536 (half the bytes to pull).
 
     Returns
     -------
     pyclesperanto_prototype.OCLArray
-        uint32 labels.
+        uint32 labels (uint16 with `compact`, where they fit).
     """
     import pyclesperanto_prototype as cle
 
@@ -335,7 +337,8 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma):
 
     # cle.connected_components_labeling_box(cle.binary_and(spots, segmentation))
     components, other = cle.create_like(temp), cle.create_like(temp)
-    if not label_seed_points(spots, segmentation, components):
+    count = label_seed_points(spots, segmentation, components)
+    if count is None:
         seeds = cle.create_like(temp)
         cle.set_non_zero_pixels_to_pixel_index(
             cle.binary_and(spots, segmentation), seeds
@@ -343,13 +346,18 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma):
         cle.set(other, 0)
         seeds, _ = grow_until_stable(seeds, other, MIN_BOX)
         cle.relabel_sequential(seeds, components)
+        count = int(cle.maximum_of_all_pixels(components))
 
     # cle.masked_voronoi_labeling(binary, segmentation, temp), then the mask
     start = cle.create_like(temp)
     _each_voxel("voronoi_start", segmentation, components, other)
     grown, _ = grow_until_stable(other, start, MAX_BOX_DIAMOND)
-    labels = cle.create_labels_like(source)
-    _each_voxel("mask_labels", grown, segmentation, labels)
+    if compact and count < 2**16:
+        labels = cle.create(source.shape, np.uint16)
+        _each_voxel("mask_labels16", grown, segmentation, labels)
+    else:
+        labels = cle.create_labels_like(source)
+        _each_voxel("mask_labels", grown, segmentation, labels)
     return labels
 
 
@@ -402,6 +410,7 @@ def segment_nuclei(
         to_device(image),
         spot_sigma=spot_sigma_um / voxel_size_um,
         outline_sigma=outline_sigma_um / voxel_size_um,
+        compact=not on_device,
     )
     return labels if on_device else as_label_dtype(pull(labels))
 

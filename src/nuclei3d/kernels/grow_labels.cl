@@ -74,9 +74,16 @@ __kernel void voronoi_start(__global const float *mask,
 }
 
 // After it: the grown labels inside the mask, 0 outside, as uint labels
-// (cle.mask into float32, then cle.mask into the uint32 label image).
+// (cle.mask into float32, then cle.mask into the uint32 label image);
+// mask_labels16 writes uint16, for fewer than 65536 labels.
 __kernel void mask_labels(__global const float *grown,
                           __global const float *mask, __global uint *labels) {
   const size_t i = get_global_id(0);
   labels[i] = mask[i] != 0 ? convert_uint_sat(grown[i]) : 0;
+}
+
+__kernel void mask_labels16(__global const float *grown,
+                            __global const float *mask, __global ushort *labels) {
+  const size_t i = get_global_id(0);
+  labels[i] = mask[i] != 0 ? convert_ushort_sat(grown[i]) : 0;
 }
