@@ -47,15 +47,24 @@ SUMMARY_COLUMNS = [
 
 
 def _per_label(labels, intensity):
-    """Group foreground voxels by label: ids, group starts, positions, values."""
+    """Group foreground voxels by label: ids, group starts, (z, y, x), values.
+
+    None if there is no foreground.
+    """
     flat = labels.ravel()
     where = np.flatnonzero(flat != 0)  # 4-5 times faster than on the labels
+    if not where.size:
+        return None
+    if flat.size < 2**31:
+        where = where.astype(np.int32)  # halves the index arithmetic below
     order = np.argsort(flat[where], kind="stable")
     where = where[order]
     sorted_labels = flat[where]
     starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
     values = intensity.ravel()[where].astype(np.float64)
-    return sorted_labels[starts], starts, where, values
+    z, rest = np.divmod(where, labels.shape[1] * labels.shape[2])
+    y, x = np.divmod(rest, labels.shape[2])
+    return sorted_labels[starts], starts, (z, y, x), values
 
 
 def measure_nuclei(labels, intensity, voxel_size_um):
@@ -93,17 +102,17 @@ def measure_nuclei(labels, intensity, voxel_size_um):
             f"`labels` (shape {labels.shape}) and `intensity` (shape "
             f"{intensity.shape}) must be 3D stacks of the same shape"
         )
-    if not labels.any():
+    grouped = _per_label(labels, intensity)
+    if grouped is None:
         empty = pd.DataFrame({name: pd.Series(dtype=float) for name in COLUMNS})
         return empty.astype({"label": np.int64, "voxel_count": np.int64})
-    ids, starts, where, values = _per_label(labels, intensity)
-    count = np.diff(np.r_[starts, where.size])
+    ids, starts, positions, values = grouped
+    count = np.diff(np.r_[starts, values.size])
     table = {"label": ids.astype(np.int64)}
     voxel = [float(v) for v in voxel_size_um]
-    for axis, size, position in zip(
-        "zyx", voxel, np.unravel_index(where, labels.shape), strict=True
-    ):
-        table[f"centroid_{axis}_um"] = np.add.reduceat(position, starts) / count * size
+    for axis, size, position in zip("zyx", voxel, positions, strict=True):
+        total = np.add.reduceat(position, starts, dtype=np.int64)
+        table[f"centroid_{axis}_um"] = total / count * size
         table[f"bbox_min_{axis}_um"] = np.minimum.reduceat(position, starts) * size
         table[f"bbox_max_{axis}_um"] = (
             np.maximum.reduceat(position, starts) + 1
