@@ -102,3 +102,21 @@ def test_same_table_as_clesperantos_statistics(opencl_device, tiny_stack):
     for mine, cles in pairs.items():
         np.testing.assert_allclose(ours[mine], theirs[cles], rtol=1e-4, err_msg=mine)
     np.testing.assert_allclose(ours["bbox_max_z_um"], theirs["bbox_max_z"] + 1)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_slabs_in_threads_give_the_same_table(threads):
+    """Nuclei cut by slab borders are put together again: same rows, same sums."""
+    rng = np.random.default_rng(1)
+    labels = np.zeros((21, 30, 30), np.uint16)
+    for label in range(1, 40):
+        z, y, x = rng.integers(0, [17, 26, 26])
+        labels[z : z + 5, y : y + 4, x : x + 3] = label  # later ones overlap
+    labels[labels == 7] = 0  # a missing number
+    intensity = rng.integers(0, 255, labels.shape).astype(np.float32)
+    one = measure_nuclei(labels, intensity, (1.0, 0.5, 0.5), threads=1)
+    many = measure_nuclei(labels, intensity, (1.0, 0.5, 0.5), threads=threads)
+    assert 30 < len(one) < 39
+    pd.testing.assert_frame_equal(many, one, check_exact=False, rtol=1e-12)
+    empty = measure_nuclei(np.zeros_like(labels), intensity, (1, 1, 1), threads=3)
+    assert empty.empty and list(empty.columns) == list(one.columns)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 
 import numpy as np
+
+from .slabs import map_slabs, slab_count
 
 __all__ = [
     "gather_nearest",
@@ -173,30 +173,23 @@ def gather_nearest(image, sources, *, threads=None):
         Input index per output voxel along z, y and x; -1 gives 0.
     threads : int, optional
         Threads that copy slabs of output slices at once (NumPy releases the
-        GIL while it copies); by default one for a stack under 64 MiB, else up to
-        8 of the CPUs this process may use.
+        GIL while it copies); by default one for a stack under 64 MiB
+        (:func:`nuclei3d.slabs.slab_count`).
 
     Returns
     -------
     numpy.ndarray
     """
     if threads is None:
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        threads = 1 if image.nbytes < 2**26 else min(8, usable)
-    depth = sources[0].size
-    if threads <= 1 or depth < 2:
+        threads = slab_count(image.nbytes, 2**26)
+    if threads <= 1:
         return _gather(image, sources)
-    from concurrent.futures import ThreadPoolExecutor
-
     out = np.empty(tuple(index.size for index in sources), image.dtype)
-
-    def slab(rows):
-        _gather(image, (sources[0][rows], *sources[1:]), out[rows])
-
-    bounds = np.linspace(0, depth, min(threads, depth) + 1).astype(int)
-    slabs = [slice(a, b) for a, b in itertools.pairwise(bounds)]
-    with ThreadPoolExecutor(len(slabs)) as pool:
-        list(pool.map(slab, slabs))
+    map_slabs(
+        lambda z: _gather(image, (sources[0][z], *sources[1:]), out[z]),
+        sources[0].size,
+        threads,
+    )
     return out
 
 
