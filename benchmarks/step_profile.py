@@ -36,6 +36,8 @@ def profile(image, repeats, device):
     from nuclei3d.measure import measure_nuclei
     from nuclei3d.resample import pick_isotropic
     from nuclei3d.segment import (
+        detect_maxima,
+        gaussian_blur,
         label_seed_points,
         segment_nuclei,
         threshold_otsu,
@@ -76,7 +78,18 @@ def profile(image, repeats, device):
     steps["gaussian_blur_3"], blurred = timed(
         lambda: cle.gaussian_blur(tophat, sigma_x=3, sigma_y=3, sigma_z=3)
     )
+    own_blurred = cle.create_like(tophat)
+    steps["own_gaussian_blur_3"], _ = timed(
+        lambda: gaussian_blur(tophat, own_blurred, 3)
+    )
     steps["detect_maxima_box"], spots = timed(lambda: cle.detect_maxima_box(blurred))
+    own_spots = cle.create_like(tophat)
+    steps["own_detect_maxima"], _ = timed(lambda: detect_maxima(blurred, own_spots))
+    if (
+        not (cle.pull(own_blurred) == cle.pull(blurred)).all()
+        or not (cle.pull(own_spots) == cle.pull(spots)).all()
+    ):
+        raise AssertionError("nuclei3d's blur or maxima differ from cle's")
     steps["gaussian_blur_1"], outline = timed(
         lambda: cle.gaussian_blur(tophat, sigma_x=1, sigma_y=1, sigma_z=1)
     )

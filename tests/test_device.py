@@ -221,3 +221,19 @@ def test_a_job_gives_its_pooled_memory_back(tmp_path):
         assert pool.held_blocks >= 1  # the blur's temporary images
     assert pool.held_blocks == 0
     lease.release()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32])
+def test_push_float32_converts_like_cle_copy(opencl_device, dtype):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.device import push_float32
+
+    info = np.iinfo(dtype)
+    array = np.random.default_rng(0).integers(
+        max(info.min, -(2**20)), min(info.max, 2**20), (5, 6, 7)
+    )
+    array = array.astype(dtype)
+    out = push_float32(array)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(cle.pull(out), array.astype(np.float32))

@@ -520,11 +520,23 @@ def push(array):
     return out
 
 
+# numpy dtype (without byte order) -> kernel of kernels/filters.cl
+_TO_FLOAT = {
+    "u1": "uchar_to_float",
+    "i1": "char_to_float",
+    "u2": "ushort_to_float",
+    "i2": "short_to_float",
+    "u4": "uint_to_float",
+    "i4": "int_to_float",
+}
+
+
 def push_float32(array):
     """:func:`push` a host array in its own dtype, and make it float32 on the device.
 
     A uint8 stack crosses the bus in a quarter of float32's bytes; the
-    conversion is one kernel (``cle.copy``), exact for 8- and 16-bit integers.
+    conversion is one kernel (``kernels/filters.cl``, as ``cle.copy`` converts),
+    exact for 8- and 16-bit integers.
 
     Parameters
     ----------
@@ -540,7 +552,13 @@ def push_float32(array):
     pushed = push(array)
     if pushed.dtype == np.float32:
         return pushed
-    return cle.copy(pushed, cle.create(pushed.shape, np.float32))
+    out = cle.create(pushed.shape, np.float32)
+    name = _TO_FLOAT.get(pushed.dtype.str[1:])
+    if name is None:
+        return cle.copy(pushed, out)
+    kernel = project_kernel(pushed.context, "filters.cl", name)
+    kernel(pushed.queue, (pushed.size,), None, pushed.data, out.data)
+    return out
 
 
 def pull(image):

@@ -7,6 +7,8 @@ import numpy as np
 from .io import as_label_dtype
 
 __all__ = [
+    "detect_maxima",
+    "gaussian_blur",
     "grow_until_stable",
     "label_seed_points",
     "run_stage",
@@ -19,6 +21,7 @@ __all__ = [
 KERNEL = "grow_labels.cl"  # in src/nuclei3d/kernels/
 HISTOGRAM_KERNEL = "otsu_histogram.cl"
 SEED_KERNEL = "seed_points.cl"
+FILTERS = "filters.cl"
 # Seed voxels read back at most; with more, labels grow on the device as in cle.
 SEED_CAPACITY = 1 << 20
 OTSU_BINS = 256  # fixed in the kernel file and in cle.threshold_otsu
@@ -89,6 +92,65 @@ def grow_until_stable(first, second, mode):
             # both buffers hold the result after the first unchanged step
             return first, steps + int(unchanged[0]) + 1
         steps += STEPS_PER_CHECK
+
+
+def _filter(name, shape_source, global_size, *args):
+    """Launch kernel `name` of ``kernels/filters.cl`` (buffers given as images)."""
+    from .device import project_kernel
+
+    kernel = project_kernel(shape_source.context, FILTERS, name)
+    kernel(
+        shape_source.queue,
+        global_size,
+        None,
+        *(getattr(arg, "data", arg) for arg in args),
+    )
+
+
+def gaussian_blur(source, destination, sigma):
+    """``cle.gaussian_blur(source, destination, sigma, sigma, sigma)``, same result.
+
+    cle's kernel (its arithmetic in its order) along x, y and z, launched
+    through pyopencl.
+
+    Parameters
+    ----------
+    source, destination : pyclesperanto_prototype.OCLArray
+        float32 3D images of one shape.
+    sigma : float
+        Positive, in voxels.
+    """
+    import pyclesperanto_prototype as cle
+
+    if not sigma > 0:
+        raise ValueError(f"sigma ({sigma}) must be positive")
+    taps = int(float(sigma) * 8.0)  # cle's sigma_to_kernel_size
+    taps += 1 - taps % 2
+    size = tuple(int(n) for n in source.shape[::-1])
+    first, second = cle.create_like(source), cle.create_like(source)
+    for axis, src, dst in (
+        (0, source, second),
+        (1, second, first),
+        (2, first, destination),
+    ):
+        _filter(
+            "gaussian_blur_axis",
+            source,
+            size,
+            src,
+            dst,
+            np.int32(axis),
+            np.int32(taps),
+            np.float32(sigma),
+        )
+    return destination
+
+
+def detect_maxima(source, destination):
+    """``cle.detect_maxima_box(source, destination, 0, 0, 0)``, same result."""
+    size = tuple(int(n) for n in source.shape[::-1])
+    _filter("detect_maxima", source, size, source, destination)
+    return destination
 
 
 def threshold_otsu(source, destination):
@@ -162,7 +224,14 @@ def threshold_otsu(source, destination):
         threshold = scikit_image_threshold_otsu(
             hist=(hist.astype(np.float32), bin_centers)
         )
-    cle.greater_constant(source, destination, threshold)
+    _filter(
+        "greater_constant",
+        source,
+        (source.size,),
+        source,
+        destination,
+        np.float32(threshold),
+    )
     return threshold
 
 
@@ -328,10 +397,10 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma, *, compact=False):
     import pyclesperanto_prototype as cle
 
     temp = cle.create(source)
-    cle.gaussian_blur(source, temp, spot_sigma, spot_sigma, spot_sigma)
+    gaussian_blur(source, temp, spot_sigma)
     spots = cle.create(source)
-    cle.detect_maxima_box(temp, spots, 0, 0, 0)
-    cle.gaussian_blur(source, temp, outline_sigma, outline_sigma, outline_sigma)
+    detect_maxima(temp, spots)
+    gaussian_blur(source, temp, outline_sigma)
     segmentation = cle.create(source)
     threshold_otsu(temp, segmentation)
 
