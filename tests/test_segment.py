@@ -230,3 +230,22 @@ def test_detect_maxima_equals_pyclesperanto(opencl_device):
     out = cle.pull(detect_maxima(pushed, cle.create(pushed)))
     np.testing.assert_array_equal(out, expected)
     assert 0 < expected.sum() < image.size / 4
+
+
+def test_integer_stacks_are_labelled_as_float32(opencl_device):
+    image = two_nuclei(False)
+    as_uint8 = segment_nuclei(image.astype(np.uint8), 1.0)
+    np.testing.assert_array_equal(as_uint8, segment_nuclei(image, 1.0))
+    assert as_uint8.max() == 2
+
+
+def test_filters_reject_other_dtypes(opencl_device):
+    import pyclesperanto_prototype as cle
+
+    from nuclei3d.segment import detect_maxima, gaussian_blur
+
+    image = cle.create((4, 4, 4), np.uint8)
+    with pytest.raises(TypeError, match="float32"):
+        gaussian_blur(image, cle.create((4, 4, 4), np.float32), 1.0)
+    with pytest.raises(TypeError, match="float32"):
+        detect_maxima(image, image)

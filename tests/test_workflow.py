@@ -184,6 +184,10 @@ def test_device_choice_reruns_nothing(finished_run, tmp_path):
         ("segment", STAGES[3:]),
         ("kernels/equalize_slices.cl", STAGES[1:]),  # named in equalize.py
         ("kernels/grow_labels.cl", STAGES[3:]),  # named in segment.py
+        ("kernels/seed_points.cl", STAGES[3:]),
+        ("kernels/top_hat_box.cl", STAGES[2:]),  # named in background.py
+        ("kernels/filters.cl", STAGES),  # named in resample.py and segment.py
+        ("slabs", STAGES),  # resample and measure use it
         ("overlay", ("overlay",)),
         ("measure", ("measure",)),
         ("validate", ("validate",)),

@@ -239,7 +239,9 @@ def resample_isotropic(
     on_device : bool, optional
         Return a device image. A host stack's picked voxels are pushed in their
         own dtype (uint8: a quarter of float32's bytes) and made float32 there
-        (:func:`nuclei3d.device.push_float32`).
+        (:func:`nuclei3d.device.push_float32`, with a kernel of
+        ``kernels/filters.cl``: naming it here puts it into this stage's code
+        fingerprint).
 
     Returns
     -------

@@ -96,14 +96,19 @@ def grow_until_stable(first, second, mode):
 
 def _filter(name, shape_source, global_size, *args):
     """Launch kernel `name` of ``kernels/filters.cl`` (buffers given as images)."""
+    from pyopencl.array import Array
+
     from .device import project_kernel
 
+    images = [arg for arg in args if isinstance(arg, Array)]
+    if any(image.dtype != np.float32 for image in images):
+        raise TypeError(f"{name} works on float32 images")
     kernel = project_kernel(shape_source.context, FILTERS, name)
     kernel(
         shape_source.queue,
         global_size,
         None,
-        *(getattr(arg, "data", arg) for arg in args),
+        *(arg.data if isinstance(arg, Array) else arg for arg in args),
     )
 
 
@@ -383,7 +388,8 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma, *, compact=False):
     Parameters
     ----------
     source : pyclesperanto_prototype.OCLArray
-        3D isotropic stack on the device.
+        3D isotropic stack on the device; other dtypes than float32 are made
+        float32 first (cle would blur them in their own dtype).
     spot_sigma, outline_sigma : float
         Gaussian sigmas in voxels.
     compact : bool, optional
@@ -396,6 +402,8 @@ def voronoi_otsu_labeling(source, spot_sigma, outline_sigma, *, compact=False):
     """
     import pyclesperanto_prototype as cle
 
+    if source.dtype != np.float32:  # cle would blur in the source's dtype
+        source = cle.copy(source, cle.create(source.shape, np.float32))
     temp = cle.create(source)
     gaussian_blur(source, temp, spot_sigma)
     spots = cle.create(source)

@@ -15,7 +15,7 @@ for unit in UNITS:
             **STAGE_RESOURCES,
         params:
             stacks=unit.each(stack_params()),
-            code=code_fingerprint("measure", "io"),
+            code=code_fingerprint("measure", "io", "slabs"),
         run:
             run_job(
                 nuclei3d.measure.run_stage,
