@@ -116,7 +116,9 @@ def gaussian_blur(source, destination, sigma):
     """``cle.gaussian_blur(source, destination, sigma, sigma, sigma)``, same result.
 
     cle's kernel (its arithmetic in its order) along x, y and z, launched
-    through pyopencl.
+    through pyopencl, with the tap weights worked out once per call instead of in
+    every voxel (``exp`` per tap and voxel made cle's blur slow on CPUs: 265 ms
+    for sigma 3 on a demo stack with PoCL on 2 cores).
 
     Parameters
     ----------
@@ -132,6 +134,10 @@ def gaussian_blur(source, destination, sigma):
     taps = int(float(sigma) * 8.0)  # cle's sigma_to_kernel_size
     taps += 1 - taps % 2
     size = tuple(int(n) for n in source.shape[::-1])
+    weights = cle.create((taps,), np.float32)
+    _filter(
+        "gaussian_weights", source, (taps,), weights, np.int32(taps), np.float32(sigma)
+    )
     first, second = cle.create_like(source), cle.create_like(source)
     for axis, src, dst in (
         (0, source, second),
@@ -144,9 +150,9 @@ def gaussian_blur(source, destination, sigma):
             size,
             src,
             dst,
+            weights,
             np.int32(axis),
             np.int32(taps),
-            np.float32(sigma),
         )
     return destination
 

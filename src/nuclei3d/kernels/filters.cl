@@ -10,17 +10,29 @@
 inline int clamp_to(int v, int n) { return v < 0 ? 0 : (v >= n ? n - 1 : v); }
 
 // One axis of cle.gaussian_blur (gaussian_blur_separable_3d_x.cl, adapted by
-// Robert Haase from Uwe Schmidt's FastFuse blur.cl): N taps, sigma s.
+// Robert Haase from Uwe Schmidt's FastFuse blur.cl): N taps, sigma s. cle works
+// out every tap's weight in every voxel; gaussian_weights does it once per blur,
+// with the same expression on the same device, and the sums take them in cle's
+// order.
+__kernel void gaussian_weights(__global float *weights, const int N,
+                               const float s) {
+  const int t = get_global_id(0);
+  const int c = (N - 1) / 2;
+  const int v = t - c;
+  const float n = -2 * s * s;
+  weights[t] = exp((v * v) / n);
+}
+
 __kernel void gaussian_blur_axis(__global const float *src, __global float *dst,
-                                 const int dim, const int N, const float s) {
+                                 __global const float *weights, const int dim,
+                                 const int N) {
   const int i = get_global_id(0), j = get_global_id(1), k = get_global_id(2);
   const int w = get_global_size(0), h = get_global_size(1), d = get_global_size(2);
   const int c = (N - 1) / 2;
-  const float n = -2 * s * s;
   float res = 0;
   float hsum = 0;
   for (int v = -c; v <= c; v++) {
-    const float hv = exp((v * v) / n);
+    const float hv = weights[v + c];
     const int x = clamp_to(i + (dim == 0) * v, w);
     const int y = clamp_to(j + (dim == 1) * v, h);
     const int z = clamp_to(k + (dim == 2) * v, d);
