@@ -541,7 +541,7 @@ def skimage_run(stacks, *, root, processes, name="skimage"):
     return summary
 
 
-def large_runs(path, shape, *, root, caches, device, repeats=3):
+def large_runs(path, shape, *, root, caches, device, repeats=5):
     """The large stack `repeats` times in one process each (warm kernel caches).
 
     ``stack_s`` and ``steps_s`` are medians over the runs after a process' first
@@ -1032,9 +1032,10 @@ def parse_args(argv):
     parser.add_argument(
         "--large-repeats",
         type=int,
-        default=3,
+        default=5,
         metavar="R",
-        help="runs of the large stack per process (default 3: medians of 2)",
+        help="runs of the large stack per process (default 5: medians of the 4 "
+        "after the first)",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
