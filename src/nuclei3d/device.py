@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .slabs import map_slabs, slab_count
+
 __all__ = [
     "DeviceChoice",
     "DeviceMemoryError",
@@ -588,7 +590,14 @@ def pull(image):
     mapped, _ = cl.enqueue_map_buffer(
         device.queue, staging, cl.map_flags.READ, 0, (out.nbytes,), np.uint8
     )
-    out.reshape(-1).view(np.uint8)[:] = mapped
+    # A large copy into fresh memory is bound by its page faults: in slabs, in
+    # threads (the large benchmark stack's labels: 35 MB).
+    flat = out.reshape(-1).view(np.uint8)
+
+    def copy(part):
+        flat[part] = mapped[part]
+
+    map_slabs(copy, flat.size, slab_count(flat.size, 2**24))
     mapped.base.release(device.queue)
     return out
 
