@@ -1,13 +1,15 @@
 """Time every OpenCL step of the pipeline on one device, for finding hot spots.
 
     python benchmarks/step_profile.py [--repeats 20] [--large] [--device PATTERN]
-                                      [--cprofile N]
+                                      [--cprofile N] [--out FILE]
 
 Draws a demo-like stack (86×396×393 uint8; ``--large`` also 172×1584×1572),
 then times each step alone, synchronising the queue before every clock read, and
-prints medians in ms as JSON. ``--cprofile N`` also runs the whole pipeline N
-times under cProfile and prints the functions that took longest (own time), which
-tells Python set-up from driver calls. Not part of the side-by-side benchmark
+prints medians in ms as JSON; ``--out`` writes it to a file too, since the
+``printf`` in one of pyclesperanto's maxima kernels adds "size: N" lines to
+standard output. ``--cprofile N`` also runs the whole pipeline N times under
+cProfile and prints the functions that took longest (own time), which tells Python
+set-up from driver calls. Not part of the side-by-side benchmark
 (``benchmark.py``): this says where the time of one stage goes.
 """
 
@@ -159,6 +161,7 @@ def main(argv=None):
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--device", default="")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
 
     import pyclesperanto_prototype as cle
@@ -177,6 +180,8 @@ def main(argv=None):
         if args.cprofile:
             cprofile_pipeline(image, args.cprofile, cle.get_device())
     print(json.dumps(report, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 
