@@ -179,9 +179,10 @@ def main(argv=None):
         report["x".join(map(str, shape))] = profile(image, repeats, cle.get_device())
         if args.cprofile:
             cprofile_pipeline(image, args.cprofile, cle.get_device())
-    print(json.dumps(report, indent=1))
+    text = json.dumps(report, indent=1)
+    print(text)
     if args.out:
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        args.out.write_text(text + "\n")
     return report
 
 
