@@ -8,11 +8,26 @@ import threading
 import numpy as np
 import pytest
 
-from nuclei3d.device import choose_device
+from nuclei3d.device import choose_device, cpu_runtime_rank, rank_devices
+from nuclei3d.probe import NoWorkingDevice
+from nuclei3d.probe import OpenCLDevice as D
 
 POCL = "Portable Computing Language"
-CPU = ("pthread-cpu", POCL, False)
-NVIDIA = [("NVIDIA H100", "NVIDIA CUDA", True), ("NVIDIA H100 #2", "NVIDIA CUDA", True)]
+CPU = D(0, "pthread-cpu", POCL, "OpenCL 3.0 PoCL 3.1")
+NVIDIA = [
+    D(1, "NVIDIA H100", "NVIDIA CUDA", is_gpu=True, is_cpu=False),
+    D(2, "NVIDIA H100 #2", "NVIDIA CUDA", is_gpu=True, is_cpu=False),
+]
+# One CPU behind three platforms, as on a CPU machine with Debian's PoCL, pip's
+# PoCL and Intel's runtime.
+DEBIAN_POCL = D(0, "pthread-skylake-avx512-Xeon", POCL, "OpenCL 3.0 PoCL 3.1+debian")
+INTEL = D(1, "Intel(R) Xeon(R) Processor", "Intel(R) OpenCL", "OpenCL 3.1 LINUX")
+PIP_POCL = D(2, "pthread-Xeon", POCL, "OpenCL 3.0 PoCL 3.0-rc2 LLVM 14.0.6")
+THREE_RUNTIMES = [DEBIAN_POCL, INTEL, PIP_POCL]
+
+
+def broken(device, error="error: unknown target CPU 'generic'"):
+    return D(**{**vars(device), "error": error})
 
 
 def test_first_gpu_wins_over_cpu():
@@ -26,6 +41,40 @@ def test_cpu_fallback_warns(caplog):
     assert "no GPU visible" in caplog.text
 
 
+def test_a_failed_device_is_never_chosen():
+    assert choose_device([broken(NVIDIA[0]), CPU]).index == 0
+    assert choose_device([broken(INTEL), PIP_POCL]).index == 2
+
+
+def test_fastest_cpu_runtime_is_chosen_and_counts_as_one_device():
+    claims = []
+
+    def claim(n):
+        claims.append(n)
+        return 0
+
+    chosen = choose_device(THREE_RUNTIMES, claim=claim)
+    assert chosen.platform == "Intel(R) OpenCL"
+    assert claims == []  # one CPU: nothing to lock among
+    # Without Intel's runtime: the newer PoCL.
+    assert choose_device([PIP_POCL, DEBIAN_POCL]).index == 0
+    assert choose_device([broken(DEBIAN_POCL), INTEL, PIP_POCL]).index == 1
+
+
+def test_cpu_runtime_rank_orders_intel_then_newer_pocl():
+    ranked = sorted([PIP_POCL, DEBIAN_POCL, INTEL], key=cpu_runtime_rank)
+    assert ranked == [INTEL, DEBIAN_POCL, PIP_POCL]
+
+
+def test_devices_of_one_cpu_platform_stay_devices():
+    """POCL_DEVICES="pthread pthread": one platform, two devices (stand-in GPUs)."""
+    two = [D(0, "pthread-a", POCL, "PoCL 3.1"), D(1, "pthread-b", POCL, "PoCL 3.1")]
+    ranked, peers = rank_devices([*two, INTEL])
+    assert ranked == [INTEL] and peers == [INTEL]
+    ranked, peers = rank_devices(two)
+    assert peers == two
+
+
 def test_nvidia_driver_already_applies_cuda_visible_devices():
     # The driver shows only the allocated GPU(s): the first NVIDIA device is it.
     chosen = choose_device([CPU, *NVIDIA], cuda_visible_devices="3")
@@ -34,37 +83,62 @@ def test_nvidia_driver_already_applies_cuda_visible_devices():
 
 
 def test_cuda_visible_devices_indexes_devices_of_other_platforms():
-    two_cpus = [("pthread-a", POCL, False), ("pthread-b", POCL, False)]
+    two_cpus = [D(0, "pthread-a", POCL), D(1, "pthread-b", POCL)]
     assert choose_device(two_cpus, cuda_visible_devices="1").index == 1
     assert choose_device(two_cpus, cuda_visible_devices="0,1").index == 0
 
 
-def test_cuda_visible_devices_beats_pattern():
-    two_cpus = [("pthread-a", POCL, False), ("pthread-b", POCL, False)]
+def test_cuda_visible_devices_never_names_a_second_platform_of_the_cpu():
+    """The SLURM stand-in GPU 1 on a CPU with three runtimes: still the one CPU."""
+    chosen = choose_device(THREE_RUNTIMES, cuda_visible_devices="1")
+    assert chosen.platform == "Intel(R) OpenCL"
+    chosen = choose_device([DEBIAN_POCL, broken(PIP_POCL)], cuda_visible_devices="1")
+    assert chosen.index == 0
+
+
+def test_pattern_narrows_the_devices_that_cuda_visible_devices_indexes():
+    two_cpus = [D(0, "pthread-a", POCL), D(1, "pthread-b", POCL), INTEL]
     assert (
-        choose_device(two_cpus, pattern="pthread-a", cuda_visible_devices="1").index
-        == 1
+        choose_device(two_cpus, pattern="pthread", cuda_visible_devices="1").index == 1
+    )
+    assert (
+        choose_device([CPU, *NVIDIA], pattern="pthread", cuda_visible_devices="0").index
+        == 0
     )
 
 
-def test_cuda_visible_devices_out_of_range_is_ignored_with_warning(caplog):
-    with caplog.at_level(logging.WARNING):
+def test_cuda_visible_devices_out_of_range_is_not_used(caplog):
+    with caplog.at_level(logging.INFO):
         assert choose_device([CPU], cuda_visible_devices="5").index == 0
     assert "names no device" in caplog.text
 
 
-def test_pattern_is_case_insensitive():
+def test_pattern_is_case_insensitive_and_matches_platforms():
     assert choose_device([CPU, *NVIDIA], pattern="PTHREAD").index == 0
+    assert choose_device(THREE_RUNTIMES, pattern="portable").index == 0
 
 
 def test_unknown_pattern_lists_devices():
-    with pytest.raises(RuntimeError, match=r"'quadro'.*available: 'pthread-cpu'"):
+    with pytest.raises(RuntimeError, match=r"'quadro'.*available: 'pthread-cpu on"):
         choose_device([CPU], pattern="quadro")
 
 
+def test_pattern_matching_only_failed_devices_says_why():
+    with pytest.raises(
+        NoWorkingDevice,
+        match=r"(?s)'pthread' failed a test build.*"
+        r"pthread-Xeon on .*: error: unknown target CPU 'generic'",
+    ):
+        choose_device([broken(PIP_POCL), INTEL], pattern="pthread")
+
+
 def test_no_device_says_how_to_get_one():
-    with pytest.raises(RuntimeError, match=r"pyopencl\[pocl\]"):
+    with pytest.raises(
+        NoWorkingDevice, match=r"(?s)no OpenCL platform.*pocl-opencl-icd"
+    ):
         choose_device([])
+    with pytest.raises(NoWorkingDevice, match=r"(?s)Tried:.*intel-opencl-rt=="):
+        choose_device([broken(d) for d in THREE_RUNTIMES])
 
 
 def test_select_device_makes_it_current(opencl_device):
@@ -74,7 +148,7 @@ def test_select_device_makes_it_current(opencl_device):
 
 
 def test_claim_is_used_only_with_several_candidates():
-    two = [("pthread-a", POCL, False), ("pthread-b", POCL, False)]
+    two = [D(0, "pthread-a", POCL), D(1, "pthread-b", POCL)]
     chosen = choose_device(two, claim=lambda n: n - 1)
     assert chosen.index == 1 and "locked for this job" in chosen.reason
     assert choose_device([CPU], claim=lambda n: 1 / 0).index == 0

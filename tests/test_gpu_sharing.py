@@ -33,28 +33,34 @@ def device_intervals(log_dir):
     return intervals
 
 
+# Two stand-in GPUs: PoCL with ``POCL_DEVICES="pthread pthread"``. The config's
+# `device: pthread` keeps PoCL's platforms; the best one's two devices remain
+# (the CPU's other runtimes count as the same device).
+STAND_IN_GPUS = {"device": "pthread"}
+
+
 def test_concurrent_jobs_each_take_a_device_of_their_own(tmp_path):
-    """Two stand-in GPUs (PoCL ``POCL_DEVICES="pthread pthread"``), two jobs at once."""
-    workdir = make_workdir(tmp_path, ("s1", "s2", "s3", "s4"))
+    """Two stand-in GPUs, two jobs at once."""
+    workdir = make_workdir(tmp_path, ("s1", "s2", "s3", "s4"), **STAND_IN_GPUS)
     edit_config(workdir, None, "gpu_lock_dir", str(tmp_path / "locks"))
     env = dict(os.environ, POCL_DEVICES="pthread pthread")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     run_snakemake(workdir, "--resources", "gpu=2", env=env)
     intervals = device_intervals(workdir / "results" / "logs")
     assert len(intervals) == 4 * 5  # five GPU stages per stack
-    assert {device for device, _, _ in intervals} == {0, 1}
-    for device in (0, 1):
+    devices = {device for device, _, _ in intervals}
+    assert len(devices) == 2
+    for device in devices:
         spans = sorted((s, e) for d, s, e in intervals if d == device)
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"device {device} used by two jobs at once"
 
 
 def test_scheduler_choice_wins_over_locks(tmp_path):
-    workdir = make_workdir(tmp_path, ("s1",))
+    workdir = make_workdir(tmp_path, ("s1",), **STAND_IN_GPUS)
     env = dict(os.environ, POCL_DEVICES="pthread pthread", CUDA_VISIBLE_DEVICES="1")
     run_snakemake(workdir, "--until", "resample", env=env)
     log = (workdir / "results/logs/resample/s1.log").read_text()
-    assert "OpenCL device 1: " in log
     assert "CUDA_VISIBLE_DEVICES=1 (device 1 of 2 OpenCL devices)" in log
 
 
@@ -67,14 +73,15 @@ use_kernel_cache(sys.argv[1])
 from nuclei3d.device import select_device
 from nuclei3d.demo import make_demo_stack
 from nuclei3d.pipeline import run_pipeline
-select_device()
+select_device("pthread", cache_dir=sys.argv[1])
 image, _ = make_demo_stack(shape=(20, 100, 100), n_nuclei=4, seed=2)
 np.save(sys.argv[2], run_pipeline(image, (1.0, 0.202, 0.202))["labels"])
 """
 
 
 def test_sixteen_jobs_at_once_share_one_empty_kernel_cache(tmp_path):
-    """16 processes compile into one fresh cache on one device: all succeed, agree."""
+    """16 processes compile into one fresh cache on one device (PoCL's): all
+    succeed, agree. They share the probe's verdicts too."""
     cache = tmp_path / "shared cache"
     env = dict(os.environ, POCL_DEVICES="pthread")
     env.pop("CUDA_VISIBLE_DEVICES", None)

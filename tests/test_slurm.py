@@ -42,7 +42,7 @@ import yaml
 
 from nuclei3d import io
 
-from .conftest import REPO, make_workdir, run_snakemake
+from .conftest import REPO, in_ci, make_workdir, run_snakemake
 from .slurm_cluster import SlurmCluster, missing_programs
 
 pytestmark = pytest.mark.slurm
@@ -70,14 +70,14 @@ SLURM_TEST_FLAGS = (
     # Keep every job's SLURM log: the tests read which stacks a GPU job ran.
     "--slurm-keep-successful-logs",
 )
+# The node's CPU has several OpenCL runtimes (pyopencl's PoCL, Debian's PoCL,
+# Intel's), which count as one device; `device: pthread` keeps the PoCL ones, of
+# which the best one's two devices stand in for the GPUs.
+STAND_IN_GPUS = {"device": "pthread"}
 GPU_LINE = re.compile(
     r"OpenCL device (\d+): .*\(CUDA_VISIBLE_DEVICES=(\S+) "
     r"\(device (\d+) of (\d+) OpenCL devices\)\)"
 )
-
-
-def in_ci():
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def env(cluster):
     env = dict(cluster.env)  # SLURM_CONF, the cluster's client wrappers in PATH
     # Jobs run `<this python> -m snakemake`; the venv first in PATH anyway.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
-    # Two OpenCL devices standing in for the node's two GPUs.
+    # Two OpenCL devices standing in for the node's two GPUs (with STAND_IN_GPUS).
     env["POCL_DEVICES"] = "pthread pthread"
     env.pop("CUDA_VISIBLE_DEVICES", None)
     # workflow/rules/common.smk adds src/ (see test_jobs_get_pythonpath_to_src).
@@ -216,7 +216,7 @@ def stacks_run_by(job):
 def run_batched(cluster, env, root, local):
     """The local run with 4 stacks, then the batched SLURM run with its demos."""
     run_snakemake(local, *SEGMENTATION, env=env)
-    workdir = make_workdir(root / "batched", BATCHED_SAMPLES)
+    workdir = make_workdir(root / "batched", BATCHED_SAMPLES, **STAND_IN_GPUS)
     shutil.copytree(local / "resources", workdir / "resources")
     return run_on_slurm(
         cluster,
@@ -232,11 +232,11 @@ def run_batched(cluster, env, root, local):
 def runs(cluster, env, tmp_path_factory):
     """The runs; the two SLURM runs overlap (they mostly wait)."""
     root = tmp_path_factory.mktemp("runs")
-    local_two = make_workdir(root / "local", SAMPLES)
-    local_four = make_workdir(root / "local_batched", BATCHED_SAMPLES)
+    local_two = make_workdir(root / "local", SAMPLES, **STAND_IN_GPUS)
+    local_four = make_workdir(root / "local_batched", BATCHED_SAMPLES, **STAND_IN_GPUS)
     with ThreadPoolExecutor(1) as pool:
         batched = pool.submit(run_batched, cluster, env, root, local_four)
-        slurm_dir = make_workdir(root / "slurm", SAMPLES)
+        slurm_dir = make_workdir(root / "slurm", SAMPLES, **STAND_IN_GPUS)
         slurm = run_on_slurm(cluster, env, slurm_dir, SAMPLES)
         run_snakemake(local_two, env=env)
         return {
@@ -266,7 +266,7 @@ def test_outputs_equal_those_of_a_local_run(runs, name):
 @pytest.mark.parametrize("name", ["slurm", "batched"])
 def test_every_gpu_stage_ran_on_the_gpu_slurm_gave_its_job(runs, name):
     run, _ = runs[name]
-    seen = set()
+    seen, flat_index = set(), {}
     for job in run.gpu_jobs:
         # The prolog recorded the job's GPUs as SLURM allocated them.
         assert job["GpuIdx"] is not None and len(job["GpuIdx"]) == 1, job
@@ -281,9 +281,13 @@ def test_every_gpu_stage_ran_on_the_gpu_slurm_gave_its_job(runs, name):
                 device = GPU_LINE.search(log)
                 assert device or stage not in OPENCL_STAGES, where
                 if device:
-                    # index chosen == CUDA_VISIBLE_DEVICES == what SLURM allocated
-                    assert device.groups() == (gpu, gpu, gpu, "2"), where
+                    # the stand-in chosen == CUDA_VISIBLE_DEVICES == SLURM's GPU
+                    assert device.groups()[1:] == (gpu, gpu, "2"), where
+                    flat_index.setdefault(gpu, set()).add(device.group(1))
     assert seen == set(run.samples)
+    # Each GPU is one OpenCL device, a different one for each GPU.
+    assert all(len(indices) == 1 for indices in flat_index.values()), flat_index
+    assert len(set.union(*flat_index.values())) == len(flat_index)
 
 
 def test_gpu_jobs_at_the_same_time_got_both_gpus(runs):

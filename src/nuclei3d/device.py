@@ -1,23 +1,29 @@
 """Choose the OpenCL device a job runs its kernels on.
 
-Order of precedence:
+Only devices that passed the probe (:mod:`nuclei3d.probe`: a tiny kernel built
+and ran there) are candidates; each one that failed gets a warning in the job
+log. Several platforms for the one CPU count as one device. Order of precedence:
 
-1. ``CUDA_VISIBLE_DEVICES`` (set by SLURM for ``--gpus``/``--gres`` jobs, and by
+1. A device name pattern from the config (``device:``), case-insensitive,
+   matched against device and platform names.
+2. ``CUDA_VISIBLE_DEVICES`` (set by SLURM for ``--gpus``/``--gres`` jobs, and by
    users). NVIDIA's OpenCL driver already hides every other GPU, so the first
    NVIDIA device is the allocated one. Other OpenCL platforms ignore the variable;
-   there its first entry is taken as an index into the GPUs OpenCL lists (or into
-   all devices, where there is no GPU, e.g. PoCL with ``POCL_DEVICES``).
-2. A device name pattern from the config (``device:``), case-insensitive.
+   there its first entry is taken as an index into the GPUs (or, where there is
+   none, into the devices of the best CPU runtime, e.g. PoCL with
+   ``POCL_DEVICES``).
 3. A GPU of its own: with several GPUs and no scheduler, each job locks one
    (:func:`claim_free_device`) so concurrent jobs spread over the GPUs instead of
    piling onto the first (Snakemake's ``gpu`` resource only counts, it does not
    say which GPU). The lock is an ``flock``, released when the job ends
    (:class:`nuclei3d.job.DeviceLease`) or its process dies, however it dies. With
    one GPU, jobs share it.
-4. The CPU through PoCL, with a warning (several PoCL devices are claimed like
-   GPUs).
+4. The CPU, through its fastest working runtime (:func:`cpu_runtime_rank`), with
+   a warning.
 
-The device chosen is logged, so every job's log says where it ran.
+If no device works, :class:`nuclei3d.probe.NoWorkingDevice` says what was tried
+and how to get one. The device chosen is logged, so every job's log says where
+it ran.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .probe import NoWorkingDevice, cl_devices, list_devices, no_working_device_message
 from .slabs import map_slabs, slab_count
 
 __all__ = [
@@ -44,7 +52,7 @@ __all__ = [
     "choose_device",
     "choose_opencl_device",
     "claim_free_device",
-    "describe",
+    "cpu_runtime_rank",
     "free_pooled_memory",
     "log_choice",
     "new_cle_device",
@@ -54,6 +62,7 @@ __all__ = [
     "pull",
     "push",
     "push_float32",
+    "rank_devices",
     "select_device",
     "use_memory_pool",
 ]
@@ -219,16 +228,72 @@ def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
         time.sleep(poll_seconds)
 
 
-def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None):
-    """Pick a device from a list of descriptions, by the precedence above.
+def cpu_runtime_rank(device):
+    """Sort key of a CPU device's runtime: the fastest first.
+
+    Intel's CPU runtime, then PoCL (newest version first), then any other: on a
+    2-core AMD EPYC the in-process pipeline took 63 ms a demo stack with Intel's
+    runtime and 141 ms with PoCL 3.1 (benchmarks/RESULTS.md, "CPU runtimes").
+
+    Examples
+    --------
+    >>> from nuclei3d.probe import OpenCLDevice as D
+    >>> pocl = D(0, "pthread", "Portable Computing Language", "OpenCL 3.0 PoCL 3.1")
+    >>> intel = D(1, "Xeon", "Intel(R) OpenCL", "OpenCL 3.0 LINUX")
+    >>> sorted([pocl, intel], key=cpu_runtime_rank)[0].platform
+    'Intel(R) OpenCL'
+    """
+    if device.platform.startswith("Intel(R) OpenCL"):
+        return (0, ())
+    pocl = re.search(r"PoCL (\d+)\.(\d+)", device.version)
+    if pocl:
+        return (1, tuple(-int(part) for part in pocl.groups()))
+    return (2, ())
+
+
+def rank_devices(devices):
+    """The devices a job may take, best first, and the ones it may lock among.
+
+    GPUs come first, in OpenCL's order. Several platforms can expose the one CPU
+    (pyopencl's PoCL, the system's PoCL, Intel's runtime): they count as one
+    device, that of the best runtime (:func:`cpu_runtime_rank`); a platform that
+    lists several CPU devices (``POCL_DEVICES="pthread pthread"``) keeps them
+    all. Other device types come last.
 
     Parameters
     ----------
-    devices : sequence of (str, str, bool)
-        ``(device name, platform name, is_gpu)`` for every OpenCL device, in the
-        order OpenCL lists them.
+    devices : list of nuclei3d.probe.OpenCLDevice
+        Working devices.
+
+    Returns
+    -------
+    ranked : list of OpenCLDevice
+    peers : list of OpenCLDevice
+        The first tier (the GPUs, else the CPU platform's devices, else the
+        rest): devices of equal rank that concurrent jobs spread over.
+    """
+    gpus = [d for d in devices if d.is_gpu]
+    cpus = [d for d in devices if d.is_cpu and not d.is_gpu]
+    rest = [d for d in devices if not d.is_gpu and not d.is_cpu]
+    if cpus:
+        best = min(cpus, key=lambda d: (cpu_runtime_rank(d), d.index))
+        same = (best.platform, best.version)
+        cpus = [d for d in cpus if (d.platform, d.version) == same]
+    ranked = gpus + cpus + rest
+    return ranked, gpus or cpus or rest
+
+
+def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None):
+    """Pick a device from the probed devices, by the precedence above.
+
+    Parameters
+    ----------
+    devices : sequence of nuclei3d.probe.OpenCLDevice
+        Every OpenCL device, in the order OpenCL lists them, with the probe's
+        verdict; only working ones are chosen.
     pattern : str, optional
-        Case-insensitive substring of the wanted device's name; empty for none.
+        Case-insensitive substring of the wanted device's or platform's name;
+        empty for none.
     cuda_visible_devices : str or None, optional
         Value of ``CUDA_VISIBLE_DEVICES``; None or empty when unset.
     claim : callable, optional
@@ -242,101 +307,98 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None)
 
     Raises
     ------
+    nuclei3d.probe.NoWorkingDevice
+        If no device (of those `pattern` matches) works.
     RuntimeError
-        If there is no OpenCL device, or `pattern` matches none.
+        If `pattern` matches no device.
 
     Examples
     --------
-    >>> devs = [("pthread-cpu", "Portable Computing Language", False),
-    ...         ("NVIDIA H100", "NVIDIA CUDA", True)]
+    >>> from nuclei3d.probe import OpenCLDevice as D
+    >>> devs = [D(0, "pthread-cpu", "Portable Computing Language"),
+    ...         D(1, "NVIDIA H100", "NVIDIA CUDA", is_gpu=True, is_cpu=False)]
     >>> choose_device(devs).name
     'NVIDIA H100'
     >>> choose_device(devs, pattern="pthread").name
     'pthread-cpu'
     """
-    if not devices:
-        raise RuntimeError(
-            "no OpenCL device found: install a GPU driver's OpenCL ICD, or PoCL "
-            "(`pip install pyopencl[pocl]`) to run on the CPU"
-        )
-    indexed = list(enumerate(devices))
-    gpus = [(i, d) for i, d in indexed if d[2]]
+    if pattern:
+        wanted = pattern.lower()
+        matched = [d for d in devices if wanted in f"{d.name}\n{d.platform}".lower()]
+        if not matched:
+            names = ", ".join(repr(str(d)) for d in devices) or "none"
+            raise RuntimeError(
+                f"no OpenCL device name contains {pattern!r} (config key `device`); "
+                f"available: {names}"
+            )
+    else:
+        matched = list(devices)
+    working = [d for d in matched if d.works]
+    if not working:
+        raise NoWorkingDevice(no_working_device_message(matched, pattern=pattern))
+    ranked, peers = rank_devices(working)
+    gpus = [d for d in ranked if d.is_gpu]
 
-    def choice(item, reason):
-        i, (name, platform, is_gpu) = item
-        return DeviceChoice(i, name, platform, is_gpu, reason)
+    def choice(device, reason):
+        return DeviceChoice(
+            device.index, device.name, device.platform, device.is_gpu, reason
+        )
 
     visible = (cuda_visible_devices or "").strip()
     if visible:
-        nvidia = [(i, d) for i, d in gpus if "nvidia" in d[1].lower()]
+        nvidia = [d for d in gpus if "nvidia" in d.platform.lower()]
         if nvidia:
             return choice(
                 nvidia[0], f"CUDA_VISIBLE_DEVICES={visible} (NVIDIA driver filters)"
             )
-        candidates = gpus or indexed
         first = visible.split(",")[0].strip()
-        if first.isdigit() and int(first) < len(candidates):
+        if first.isdigit() and int(first) < len(peers):
             return choice(
-                candidates[int(first)],
+                peers[int(first)],
                 f"CUDA_VISIBLE_DEVICES={visible} (device {first} of "
-                f"{len(candidates)} {'GPUs' if gpus else 'OpenCL devices'})",
+                f"{len(peers)} {'GPUs' if gpus else 'OpenCL devices'})",
             )
-        log.warning(
-            "CUDA_VISIBLE_DEVICES=%s names no device among %d OpenCL devices; "
-            "ignoring it",
+        log.info(
+            "CUDA_VISIBLE_DEVICES=%s names no device among %d %s; not used",
             visible,
-            len(candidates),
+            len(peers),
+            "GPUs" if gpus else "OpenCL devices of the best CPU runtime",
         )
-    if pattern:
-        for item in indexed:
-            if pattern.lower() in item[1][0].lower():
-                return choice(item, f"name matches config device pattern {pattern!r}")
-        names = ", ".join(repr(d[0]) for d in devices)
-        raise RuntimeError(
-            f"no OpenCL device name contains {pattern!r} (config key `device`); "
-            f"available: {names}"
-        )
-    candidates = gpus or indexed
-    kind = "GPU" if gpus else "OpenCL device"
     if not gpus:
         log.warning(
             "no GPU visible to OpenCL: running on the CPU (%s); this is much slower",
-            devices[0][0],
+            ranked[0],
         )
-    if claim is not None and len(candidates) > 1:
-        position = claim(len(candidates))
-        reason = f"{kind} {position} of {len(candidates)}, locked for this job"
-        return choice(candidates[position], reason)
-    return choice(candidates[0], "first GPU" if gpus else "no GPU found, CPU fallback")
+    kind = "GPU" if gpus else "OpenCL device"
+    if claim is not None and len(peers) > 1:
+        position = claim(len(peers))
+        reason = f"{kind} {position} of {len(peers)}, locked for this job"
+        return choice(peers[position], reason)
+    if pattern:
+        return choice(ranked[0], f"name matches config device pattern {pattern!r}")
+    return choice(
+        ranked[0], "first GPU" if gpus else "no GPU found, fastest CPU runtime"
+    )
 
 
 def opencl_devices():
-    """Every OpenCL device of every platform, in order (:class:`DeviceChoice` index)."""
-    import pyopencl as cl
+    """Every OpenCL device of every platform, in order (:class:`DeviceChoice` index).
 
-    return [
-        device for platform in cl.get_platforms() for device in platform.get_devices()
-    ]
-
-
-def describe(devices):
-    """``(name, platform, is_gpu)`` of each device, as :func:`choose_device` takes."""
-    import pyopencl as cl
-
-    return [
-        (d.name, d.platform.name, bool(d.type & cl.device_type.GPU)) for d in devices
-    ]
+    This environment's CPU runtimes are registered first
+    (:func:`nuclei3d.probe.cl_devices`).
+    """
+    return cl_devices()
 
 
 def choose_opencl_device(devices, *, pattern="", claim=None):
-    """:func:`choose_device` over pyopencl devices and this process' GPU list.
+    """:func:`choose_device` over probed devices and this process' GPU list.
 
     The GPU list is ``CUDA_VISIBLE_DEVICES`` (set by SLURM or by hand).
 
     Parameters
     ----------
-    devices : list of pyopencl.Device
-        As :func:`opencl_devices` lists them.
+    devices : list of nuclei3d.probe.OpenCLDevice
+        As :func:`nuclei3d.probe.probe_devices` lists them.
     pattern, claim
         As for :func:`choose_device`.
 
@@ -345,7 +407,7 @@ def choose_opencl_device(devices, *, pattern="", claim=None):
     DeviceChoice
     """
     return choose_device(
-        describe(devices),
+        devices,
         pattern=pattern,
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
         claim=claim,
@@ -429,7 +491,7 @@ def free_pooled_memory(context=None):
             pool.free_held()
 
 
-def select_device(pattern="", *, lock_dir=None):
+def select_device(pattern="", *, lock_dir=None, cache_dir=None):
     """Make the chosen device pyclesperanto's current device, and log it.
 
     Parameters
@@ -439,6 +501,8 @@ def select_device(pattern="", *, lock_dir=None):
     lock_dir : str or os.PathLike, optional
         Where to lock a device of its own when there are several (see
         :func:`claim_free_device`); None never locks.
+    cache_dir : str or os.PathLike, optional
+        Where the probe's verdicts are kept (:func:`nuclei3d.probe.probe_devices`).
 
     Returns
     -------
@@ -446,13 +510,12 @@ def select_device(pattern="", *, lock_dir=None):
     """
     from pyclesperanto_prototype._tier0._device import _current_device
 
-    devices = opencl_devices()
     chosen = choose_opencl_device(
-        devices,
+        list_devices(cache_dir),
         pattern=pattern,
         claim=partial(claim_free_device, lock_dir) if lock_dir else None,
     )
-    _current_device._instance = new_cle_device(devices[chosen.index])
+    _current_device._instance = new_cle_device(opencl_devices()[chosen.index])
     log_choice(chosen)
     return chosen
 

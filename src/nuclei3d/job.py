@@ -30,6 +30,7 @@ import importlib
 import logging
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -50,6 +51,7 @@ from .device import (
     opencl_devices,
 )
 from .kernel_cache import use_kernel_cache
+from .probe import list_devices, probe_devices
 from .worker import WorkerPool
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -58,6 +60,7 @@ __all__ = [
     "DeviceLease",
     "Stack",
     "StageError",
+    "check_opencl",
     "node_path",
     "run_job",
     "run_stacks",
@@ -208,17 +211,18 @@ def warm_up(config):
     """What a process does before its first job's stage, done ahead of time.
 
     Sets up the kernel cache (before any OpenCL platform is opened), imports
-    pyclesperanto (1.4-2.6 s on a GPU node) and lists the OpenCL devices (loads
-    the driver). Opens no device: each job picks its own (:class:`DeviceLease`).
+    pyclesperanto (1.4-2.6 s on a GPU node) and lists the OpenCL devices with the
+    probe's verdicts (loads the drivers; probes a new node's devices). Opens no
+    device: each job picks its own (:class:`DeviceLease`).
     Then, in the background, it imports what the run-wide tables and figures
     need (pandas, matplotlib): 0.3-0.5 s that each figure job took at the end of
     a run, when nothing else is left to run.
     """
     with _SETUP:
-        _use_cache(config)
+        cache = _use_cache(config)
         import pyclesperanto_prototype  # noqa: F401
 
-        opencl_devices()
+        probe_devices(cache)
     threading.Thread(target=_import_for_run_tasks, daemon=True).start()
 
 
@@ -252,6 +256,7 @@ class DeviceLease:
         with _SETUP:
             cache = _use_cache(config)
             log.info("OpenCL kernel cache: %s", cache)
+            probed = list_devices(cache, log)
             devices = opencl_devices()
         lock_dir = config.get("gpu_lock_dir")
         claim = (
@@ -260,7 +265,7 @@ class DeviceLease:
             else None
         )
         self.choice = choose_opencl_device(
-            devices, pattern=config.get("device", ""), claim=claim
+            probed, pattern=config.get("device", ""), claim=claim
         )
         try:
             with _SETUP:
@@ -314,6 +319,39 @@ def transform_stack(stack, device, buffers, compute):
 def _nth(files, i):
     """The i-th stack's file of a named input or output (one file: that file)."""
     return files if isinstance(files, str) else files[i]
+
+
+def check_opencl(config):
+    """Stop the run, with one message, if this node has no working OpenCL device.
+
+    Runs ``python -m nuclei3d.probe`` in a child process (Snakemake's own
+    process opens no OpenCL platform) with the config's kernel cache, where the
+    probe's verdicts are kept, and ``device`` pattern.
+
+    Raises
+    ------
+    SystemExit
+        With the probe's message (what was tried, and the fixes) printed to
+        stderr, and exit status 1.
+    """
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nuclei3d.probe",
+            "--quiet",
+            "--cache-dir",
+            str(node_path(config["kernel_cache_dir"])),
+            "--device",
+            config.get("device", ""),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if probe.returncode != 0:
+        print(probe.stderr.strip(), file=sys.stderr)
+        raise SystemExit(1)
 
 
 def stop_waiting_timers():

@@ -28,7 +28,13 @@ import nuclei3d.plots
 import nuclei3d.segment
 import nuclei3d.validate
 from nuclei3d.fingerprint import code_fingerprint
-from nuclei3d.job import run_job, run_task, stop_waiting_timers, use_workers
+from nuclei3d.job import (
+    check_opencl,
+    run_job,
+    run_task,
+    stop_waiting_timers,
+    use_workers,
+)
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -212,6 +218,20 @@ use_workers(
         else None
     ),
 )
+
+
+# A local run checks, before its first job, that this machine has a working
+# OpenCL device (nuclei3d.probe; kept verdicts make this a fraction of a second),
+# and stops with one message that says how to get one if not. On a cluster the
+# jobs' nodes are not this one: there each job checks its own node.
+LOCAL_RUN = workflow.local_exec and not (
+    workflow.remote_exec or workflow.subprocess_exec
+)
+
+
+onstart:
+    if LOCAL_RUN:
+        check_opencl(config)
 
 
 # The run is over: exit without waiting for the rate limiter's last timer.
