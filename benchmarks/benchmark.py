@@ -192,7 +192,7 @@ def library_worker(argv):
     from nuclei3d.overlay import overlay_images
 
     imported = time.perf_counter()
-    choice = select_device(args.device)
+    choice = select_device(args.device, cache_dir=args.kernel_cache)
     cle.get_device().queue.finish()
     device_ready = time.perf_counter()
 

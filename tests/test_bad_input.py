@@ -152,7 +152,7 @@ def test_yaml_object_construction_is_refused(tmp_path):
 
 def test_too_large_for_the_device_is_a_clear_error(tmp_path):
     """PoCL limited to 1 GiB (256 MiB per buffer) stands in for a small GPU."""
-    workdir = make_workdir(tmp_path, ())
+    workdir = make_workdir(tmp_path, (), device="pocl")
     big = tmp_path / "big.tif"
     # 1 µm voxels: resampling keeps the shape, so the device gets the whole stack
     io.write_stack(big, np.zeros((80, 1000, 1000), np.uint8), (1.0, 1.0, 1.0))

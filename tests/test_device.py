@@ -209,7 +209,7 @@ def test_memory_check_passes_what_fits():
             (1000, 1000, 300),
             1,
             True,
-            r"a\.tif: too large for X: .* 1\.12 GiB .*device=pthread",
+            r"a\.tif: too large for X: .* 1\.12 GiB .*device=pocl",
         ),
         ((500, 500, 500), 8, True, r"holds about 8 of them \(3\.73 GiB of 2\.00 GiB\)"),
         ((1000, 1000, 300), 1, False, r"POCL_MEMORY_LIMIT"),

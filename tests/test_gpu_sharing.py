@@ -34,9 +34,9 @@ def device_intervals(log_dir):
 
 
 # Two stand-in GPUs: PoCL with ``POCL_DEVICES="pthread pthread"``. The config's
-# `device: pthread` keeps PoCL's platforms; the best one's two devices remain
+# `device: pocl` keeps PoCL's platforms; the best one's two devices remain
 # (the CPU's other runtimes count as the same device).
-STAND_IN_GPUS = {"device": "pthread"}
+STAND_IN_GPUS = {"device": "pocl"}
 
 
 def test_concurrent_jobs_each_take_a_device_of_their_own(tmp_path):
@@ -73,7 +73,7 @@ use_kernel_cache(sys.argv[1])
 from nuclei3d.device import select_device
 from nuclei3d.demo import make_demo_stack
 from nuclei3d.pipeline import run_pipeline
-select_device("pthread", cache_dir=sys.argv[1])
+select_device("pocl", cache_dir=sys.argv[1])
 image, _ = make_demo_stack(shape=(20, 100, 100), n_nuclei=4, seed=2)
 np.save(sys.argv[2], run_pipeline(image, (1.0, 0.202, 0.202))["labels"])
 """

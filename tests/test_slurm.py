@@ -71,9 +71,9 @@ SLURM_TEST_FLAGS = (
     "--slurm-keep-successful-logs",
 )
 # The node's CPU has several OpenCL runtimes (pyopencl's PoCL, Debian's PoCL,
-# Intel's), which count as one device; `device: pthread` keeps the PoCL ones, of
+# Intel's), which count as one device; `device: pocl` keeps the PoCL ones, of
 # which the best one's two devices stand in for the GPUs.
-STAND_IN_GPUS = {"device": "pthread"}
+STAND_IN_GPUS = {"device": "pocl"}
 GPU_LINE = re.compile(
     r"OpenCL device (\d+): .*\(CUDA_VISIBLE_DEVICES=(\S+) "
     r"\(device (\d+) of (\d+) OpenCL devices\)\)"

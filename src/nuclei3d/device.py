@@ -4,8 +4,9 @@ Only devices that passed the probe (:mod:`nuclei3d.probe`: a tiny kernel built
 and ran there) are candidates; each one that failed gets a warning in the job
 log. Several platforms for the one CPU count as one device. Order of precedence:
 
-1. A device name pattern from the config (``device:``), case-insensitive,
-   matched against device and platform names.
+1. A device pattern from the config (``device:``), case-insensitive, matched
+   against device name, platform name and platform version (``"H100"``,
+   ``"pocl"``, ``"Intel(R) OpenCL"``).
 2. ``CUDA_VISIBLE_DEVICES`` (set by SLURM for ``--gpus``/``--gres`` jobs, and by
    users). NVIDIA's OpenCL driver already hides every other GPU, so the first
    NVIDIA device is the allocated one. Other OpenCL platforms ignore the variable;
@@ -128,7 +129,7 @@ def check_device_memory(
     if one <= max_buffer and one * buffers <= device_memory:
         return
     remedy = (
-        "run this stack on the CPU (`snakemake --config device=pthread` with its "
+        "run this stack on the CPU (`snakemake --config device=pocl` with its "
         "outputs as targets), use a larger resample.target_voxel_size_um, or crop it"
         if is_gpu
         else "raise PoCL's limit (POCL_MEMORY_LIMIT=<GiB>), use a larger "
@@ -292,8 +293,8 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None)
         Every OpenCL device, in the order OpenCL lists them, with the probe's
         verdict; only working ones are chosen.
     pattern : str, optional
-        Case-insensitive substring of the wanted device's or platform's name;
-        empty for none.
+        Case-insensitive substring of the wanted device's name, its platform's
+        name or version; empty for none.
     cuda_visible_devices : str or None, optional
         Value of ``CUDA_VISIBLE_DEVICES``; None or empty when unset.
     claim : callable, optional
@@ -324,11 +325,15 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None)
     """
     if pattern:
         wanted = pattern.lower()
-        matched = [d for d in devices if wanted in f"{d.name}\n{d.platform}".lower()]
+        matched = [
+            d
+            for d in devices
+            if wanted in f"{d.name}\n{d.platform}\n{d.version}".lower()
+        ]
         if not matched:
             names = ", ".join(repr(str(d)) for d in devices) or "none"
             raise RuntimeError(
-                f"no OpenCL device name contains {pattern!r} (config key `device`); "
+                f"no OpenCL device matches {pattern!r} (config key `device`); "
                 f"available: {names}"
             )
     else:

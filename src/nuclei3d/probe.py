@@ -446,7 +446,7 @@ def no_working_device_message(devices, *, pattern=""):
         head = "no OpenCL platform lists a device."
         tried = []
     else:
-        which = f" whose name contains {pattern!r}" if pattern else ""
+        which = f" matching {pattern!r}" if pattern else ""
         head = f"every OpenCL device{which} failed a test build. Tried:"
         tried = [f"  - {device}: {device.error}" for device in devices]
     fixes = FIXES.format(python=sys.executable, intel=INTEL_CPU_RUNTIME)
