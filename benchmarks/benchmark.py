@@ -642,14 +642,16 @@ def machine_info():
     try:
         import pyopencl as cl
 
+        from nuclei3d.probe import cl_devices
+
         devices = [
             {
                 "name": d.name,
-                "platform": p.name,
+                "platform": d.platform.name,
+                "version": d.platform.version,
                 "type": cl.device_type.to_string(d.type),
             }
-            for p in cl.get_platforms()
-            for d in p.get_devices()
+            for d in cl_devices()
         ]
     except Exception as error:  # reported, not fatal
         devices = [{"error": repr(error)}]

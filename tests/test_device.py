@@ -20,9 +20,11 @@ NVIDIA = [
 ]
 # One CPU behind three platforms, as on a CPU machine with Debian's PoCL, pip's
 # PoCL and Intel's runtime.
-DEBIAN_POCL = D(0, "pthread-skylake-avx512-Xeon", POCL, "OpenCL 3.0 PoCL 3.1+debian")
+DEBIAN_POCL = D(
+    0, "pthread-skylake-avx512-Xeon", POCL, "OpenCL 3.0 PoCL 3.1+debian None+Asserts"
+)
 INTEL = D(1, "Intel(R) Xeon(R) Processor", "Intel(R) OpenCL", "OpenCL 3.1 LINUX")
-PIP_POCL = D(2, "pthread-Xeon", POCL, "OpenCL 3.0 PoCL 3.0-rc2 LLVM 14.0.6")
+PIP_POCL = D(2, "pthread-Xeon", POCL, "OpenCL 3.0 PoCL 3.0-rc2 Release LLVM 14.0.6")
 THREE_RUNTIMES = [DEBIAN_POCL, INTEL, PIP_POCL]
 
 
@@ -56,14 +58,17 @@ def test_fastest_cpu_runtime_is_chosen_and_counts_as_one_device():
     chosen = choose_device(THREE_RUNTIMES, claim=claim)
     assert chosen.platform == "Intel(R) OpenCL"
     assert claims == []  # one CPU: nothing to lock among
-    # Without Intel's runtime: the newer PoCL.
-    assert choose_device([PIP_POCL, DEBIAN_POCL]).index == 0
+    # Without Intel's runtime: the release build of PoCL.
+    assert choose_device([PIP_POCL, DEBIAN_POCL]).index == 2
+    assert choose_device([broken(PIP_POCL), DEBIAN_POCL]).index == 0
     assert choose_device([broken(DEBIAN_POCL), INTEL, PIP_POCL]).index == 1
 
 
-def test_cpu_runtime_rank_orders_intel_then_newer_pocl():
+def test_cpu_runtime_rank_orders_intel_then_release_then_newer_pocl():
     ranked = sorted([PIP_POCL, DEBIAN_POCL, INTEL], key=cpu_runtime_rank)
-    assert ranked == [INTEL, DEBIAN_POCL, PIP_POCL]
+    assert ranked == [INTEL, PIP_POCL, DEBIAN_POCL]
+    newer = D(3, "cpu-Xeon", POCL, "OpenCL 3.0 PoCL 5.0 Release LLVM 16.0.6")
+    assert sorted([PIP_POCL, newer], key=cpu_runtime_rank) == [newer, PIP_POCL]
 
 
 def test_devices_of_one_cpu_platform_stay_devices():
@@ -115,7 +120,7 @@ def test_cuda_visible_devices_out_of_range_is_not_used(caplog):
 
 def test_pattern_is_case_insensitive_and_matches_platforms():
     assert choose_device([CPU, *NVIDIA], pattern="PTHREAD").index == 0
-    assert choose_device(THREE_RUNTIMES, pattern="portable").index == 0
+    assert choose_device(THREE_RUNTIMES, pattern="portable").index == 2
 
 
 def test_unknown_pattern_lists_devices():

@@ -157,21 +157,44 @@ def test_verdicts_are_kept_per_driver_and_build_settings(tmp_path, intel_runtime
 
 
 @pytest.mark.workflow
-def test_jobs_run_on_a_working_device_when_the_best_one_fails(tmp_path, intel_runtime):
-    """Intel's runtime ranks first and fails its build: every job skips it, with
-    one warning naming it, its version and its error, and runs on PoCL."""
+@pytest.mark.parametrize(
+    ("broken", "failed", "error", "used"),
+    [
+        # Intel's runtime ranks first and fails: every job falls back to PoCL.
+        (
+            BREAK_INTEL,
+            ".* on " + INTEL_LINE,
+            r"the probe process died .*Unknown command line argument "
+            r"'-no-such-llvm-option'",
+            "Portable Computing Language",
+        ),
+        # Every PoCL fails, as pyopencl's PoCL fails on CPUs LLVM 14 cannot name.
+        (
+            BREAK_POCL,
+            r".* on Portable Computing Language \(.*PoCL.*\)",
+            "Invalid build option: -no-such-flag",
+            r"Intel\(R\) OpenCL",
+        ),
+    ],
+    ids=["intel-fails", "pocl-fails"],
+)
+def test_jobs_skip_a_device_that_fails_with_one_warning_each(
+    tmp_path, intel_runtime, broken, failed, error, used
+):
+    """Each job's log names each failed device once (platform, version, first
+    error line) and the job runs on a working one."""
     workdir = make_workdir(tmp_path, ("s1",))
-    run_snakemake(workdir, "--until", "background", env={**os.environ, **BREAK_INTEL})
+    run_snakemake(workdir, "--until", "background", env={**os.environ, **broken})
     for stage in ("resample", "equalize", "background"):
         log = (workdir / "results/logs" / stage / "s1.log").read_text()
         warnings = re.findall(r"WARNING .*skipping OpenCL device (.*)", log)
-        assert len(warnings) == 1, log
-        assert re.search(
-            INTEL_LINE + r": it failed a test build: the probe process died .*"
-            r"Unknown command line argument '-no-such-llvm-option'",
-            warnings[0],
-        ), log
-        assert re.search(r"OpenCL device \d+: .* on Portable Computing Language", log)
+        assert warnings, log
+        assert len(warnings) == len(set(warnings)), log
+        for warning in warnings:
+            assert re.match(
+                failed + r": it failed a test build: " + error, warning
+            ), warning
+        assert re.search(r"OpenCL device \d+: .* on " + used, log), log
 
 
 @pytest.mark.workflow

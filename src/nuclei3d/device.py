@@ -232,24 +232,31 @@ def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
 def cpu_runtime_rank(device):
     """Sort key of a CPU device's runtime: the fastest first.
 
-    Intel's CPU runtime, then PoCL (newest version first), then any other: on a
-    2-core AMD EPYC the in-process pipeline took 63 ms a demo stack with Intel's
-    runtime and 141 ms with PoCL 3.1 (benchmarks/RESULTS.md, "CPU runtimes").
+    Intel's CPU runtime, then PoCL (release builds before builds with assertions,
+    such as Debian's; then the newest version), then any other. Measured side by
+    side on 2 cores, 32 demo stacks (benchmarks/RESULTS.md, "CPU runtimes"): the
+    in-process pipeline took 74-82 ms a stack with Intel's runtime, 254-261 ms
+    with pyopencl's PoCL 3.0 (release) and 304-310 ms with Debian's PoCL 3.1
+    (assertions).
 
     Examples
     --------
     >>> from nuclei3d.probe import OpenCLDevice as D
-    >>> pocl = D(0, "pthread", "Portable Computing Language", "OpenCL 3.0 PoCL 3.1")
-    >>> intel = D(1, "Xeon", "Intel(R) OpenCL", "OpenCL 3.0 LINUX")
-    >>> sorted([pocl, intel], key=cpu_runtime_rank)[0].platform
-    'Intel(R) OpenCL'
+    >>> debian = D(0, "pthread", "Portable Computing Language",
+    ...            "OpenCL 3.0 PoCL 3.1+debian  Linux, None+Asserts, LLVM 15.0.6")
+    >>> pip = D(1, "pthread", "Portable Computing Language",
+    ...         "OpenCL 3.0 PoCL 3.0-rc2  Linux, Release, LLVM 14.0.6")
+    >>> intel = D(2, "Xeon", "Intel(R) OpenCL", "OpenCL 3.0 LINUX")
+    >>> [d.index for d in sorted([debian, pip, intel], key=cpu_runtime_rank)]
+    [2, 1, 0]
     """
     if device.platform.startswith("Intel(R) OpenCL"):
-        return (0, ())
+        return (0,)
     pocl = re.search(r"PoCL (\d+)\.(\d+)", device.version)
     if pocl:
-        return (1, tuple(-int(part) for part in pocl.groups()))
-    return (2, ())
+        release = re.search(r"\bRelease\b", device.version) is not None
+        return (1, not release, *(-int(part) for part in pocl.groups()))
+    return (2,)
 
 
 def rank_devices(devices):
