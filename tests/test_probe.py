@@ -191,9 +191,9 @@ def test_jobs_skip_a_device_that_fails_with_one_warning_each(
         assert warnings, log
         assert len(warnings) == len(set(warnings)), log
         for warning in warnings:
-            assert re.match(
-                failed + r": it failed a test build: " + error, warning
-            ), warning
+            assert re.match(failed + r": it failed a test build: " + error, warning), (
+                warning
+            )
         assert re.search(r"OpenCL device \d+: .* on " + used, log), log
 
 

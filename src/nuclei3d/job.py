@@ -60,12 +60,13 @@ __all__ = [
     "DeviceLease",
     "Stack",
     "StageError",
-    "check_opencl",
+    "finish_opencl_check",
     "node_path",
     "run_job",
     "run_stacks",
     "run_task",
     "start_job",
+    "start_opencl_check",
     "stop_waiting_timers",
     "transform_stack",
     "use_workers",
@@ -321,20 +322,18 @@ def _nth(files, i):
     return files if isinstance(files, str) else files[i]
 
 
-def check_opencl(config):
-    """Stop the run, with one message, if this node has no working OpenCL device.
+def start_opencl_check(config):
+    """Start checking, in a child process, that this node has a working device.
 
-    Runs ``python -m nuclei3d.probe`` in a child process (Snakemake's own
-    process opens no OpenCL platform) with the config's kernel cache, where the
-    probe's verdicts are kept, and ``device`` pattern.
+    ``python -m nuclei3d.probe --quiet`` with the config's kernel cache, where
+    the probe's verdicts are kept, and ``device`` pattern; Snakemake's own
+    process opens no OpenCL platform. :func:`finish_opencl_check` waits for it.
 
-    Raises
-    ------
-    SystemExit
-        With the probe's message (what was tried, and the fixes) printed to
-        stderr, and exit status 1.
+    Returns
+    -------
+    subprocess.Popen
     """
-    probe = subprocess.run(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -349,8 +348,20 @@ def check_opencl(config):
         stderr=subprocess.PIPE,
         text=True,
     )
-    if probe.returncode != 0:
-        print(probe.stderr.strip(), file=sys.stderr)
+
+
+def finish_opencl_check(check):
+    """Wait for :func:`start_opencl_check`; stop the run if no device works.
+
+    Raises
+    ------
+    SystemExit
+        With the probe's message (what was tried, and the fixes) printed to
+        stderr, and exit status 1.
+    """
+    _, message = check.communicate()
+    if check.returncode != 0:
+        print(message.strip(), file=sys.stderr)
         raise SystemExit(1)
 
 

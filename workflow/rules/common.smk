@@ -29,9 +29,10 @@ import nuclei3d.segment
 import nuclei3d.validate
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.job import (
-    check_opencl,
+    finish_opencl_check,
     run_job,
     run_task,
+    start_opencl_check,
     stop_waiting_timers,
     use_workers,
 )
@@ -220,18 +221,22 @@ use_workers(
 )
 
 
-# A local run checks, before its first job, that this machine has a working
-# OpenCL device (nuclei3d.probe; kept verdicts make this a fraction of a second),
-# and stops with one message that says how to get one if not. On a cluster the
-# jobs' nodes are not this one: there each job checks its own node.
-LOCAL_RUN = workflow.local_exec and not (
-    workflow.remote_exec or workflow.subprocess_exec
+# A local run checks, while Snakemake plans, that this machine has a working
+# OpenCL device (nuclei3d.probe; with kept verdicts a third of a second), and
+# stops before its first job with one message that says how to get one if not.
+# On a cluster the jobs' nodes are not this one: there each job checks its own.
+OPENCL_CHECK = (
+    start_opencl_check(config)
+    if workflow.local_exec
+    and not (workflow.remote_exec or workflow.subprocess_exec)
+    and not workflow.output_settings.dryrun
+    else None
 )
 
 
 onstart:
-    if LOCAL_RUN:
-        check_opencl(config)
+    if OPENCL_CHECK is not None:
+        finish_opencl_check(OPENCL_CHECK)
 
 
 # The run is over: exit without waiting for the rate limiter's last timer.
