@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,15 +82,11 @@ def test_writes_every_output_under_results(finished_run):
         for name in PER_STACK_FILES:
             assert (results / sample / name).is_file(), name
         pngs = sorted(p.name for p in (results / sample / "overlay").glob("*.png"))
-        # 30 z slices at 1 µm, every 20: z = 0 and 20; projections along z, y, x.
-        assert pngs == sorted(
-            ["outlines_z0000.png", "outlines_z0020.png"]
-            + [
-                f"projection_{a}_{k}.png"
-                for a in "zyx"
-                for k in ("intensity", "labels")
-            ]
-        )
+        assert pngs == ["contact_sheet.png", "projections.png"]
+        # 30 z slices at 1 µm, every 20: z = 0 and 20, side by side, each
+        # (150 x 150 px at 0.202 µm: 30 x 30 at 1 µm) enlarged 18 times.
+        sheet = iio.imread(results / sample / "overlay" / "contact_sheet.png")
+        assert sheet.shape[1] > 2 * 540 and 540 < sheet.shape[0] < 2 * 540
         for stage in STAGES:
             log = (results / "logs" / stage / f"{sample}.log").read_text()
             assert re.search(r"job ends after [0-9.]+ s", log), stage
@@ -164,6 +161,22 @@ def test_parameter_change_reruns_only_that_stage_and_downstream(
         workdir, "--configfile", str(config), snakefile=workflow / "Snakefile"
     )
     assert jobs == expected_reruns(reruns)
+
+
+@pytest.mark.parametrize(
+    ("override", "reruns"),
+    [
+        ("segment={spot_sigma_um: 2.5}", STAGES[3:]),
+        ("segment={spot_sigma_um: 3.0}", ()),  # the config's value: nothing
+        ("overlay={every_n_slices: 10}", ("overlay",)),
+    ],
+)
+def test_command_line_overrides_mean_their_numbers(finished_run, override, reruns):
+    """Snakemake hands nested --config values over as strings ('2.5'): the
+    workflow reads them as the schema types them."""
+    workflow, workdir = finished_run
+    jobs = planned_jobs(workdir, "--config", override, snakefile=workflow / "Snakefile")
+    assert jobs == (expected_reruns(reruns) if reruns else set())
 
 
 def test_device_choice_reruns_nothing(finished_run, tmp_path):

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -27,6 +28,7 @@ import nuclei3d.resample
 import nuclei3d.plots
 import nuclei3d.segment
 import nuclei3d.validate
+from nuclei3d.config import typed_like_schema
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.job import (
     finish_opencl_check,
@@ -38,6 +40,9 @@ from nuclei3d.job import (
 )
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
+# `--config segment='{spot_sigma_um: 2.5}'` gives '2.5': read as the schema types it.
+CONFIG_SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+config.update(typed_like_schema(config, yaml.safe_load(CONFIG_SCHEMA.read_text())))
 validate(config, schema="../schemas/config.schema.yaml")
 
 
