@@ -5,6 +5,7 @@ One workflow run over a sheet that mixes good stacks with every kind of bad inpu
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import yaml
 
 from nuclei3d import io
 from nuclei3d.demo import make_demo_stack
@@ -117,10 +119,59 @@ def test_each_bad_stack_gets_its_message_and_leaves_nothing(mixed_run, sample):
     assert not (workdir / "results" / sample).exists(), "partial output left behind"
 
 
+def test_failed_stacks_are_listed_with_stage_reason_and_log(mixed_run):
+    workdir, errors, process = mixed_run
+    table = pd.read_csv(
+        workdir / "results/failed_stacks.tsv",
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+    )
+    assert list(table.columns) == ["sample", "stage", "reason", "log"]
+    assert sorted(table["sample"]) == sorted(errors)
+    for row in table.itertuples():
+        assert row.stage == "resample", row
+        assert errors[row.sample] in row.reason, row
+        assert "\n" not in row.reason
+        assert (workdir / row.log).is_file(), row
+    output = process.stdout + process.stderr
+    assert re.search(
+        rf"{len(errors)} of \d+ stacks failed, .* in results/failed_stacks.tsv; fix "
+        r"them and run the same command again to redo just those",
+        output,
+    )
+
+
+def test_the_runs_record_counts_its_failed_stacks(mixed_run):
+    workdir, errors, _ = mixed_run
+    (path,) = (workdir / "results/provenance").glob("*.yaml")
+    record = yaml.safe_load(path.read_text())
+    assert record["status"] == "failed"
+    assert record["failed_stacks"] == len(errors)
+
+
+def test_a_run_without_failures_leaves_no_failure_list(tmp_path):
+    """...and its record names the project's git commit."""
+    workdir = make_workdir(tmp_path, ("s1",))
+    (workdir / "results").mkdir()
+    (workdir / "results/failed_stacks.tsv").write_text("sample\tstage\n")
+    run_snakemake(workdir, "--until", "resample")
+    assert not (workdir / "results/failed_stacks.tsv").exists()
+    (path,) = (workdir / "results/provenance").glob("*.yaml")
+    record = yaml.safe_load(path.read_text())
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert record["project"]["git_commit"] == head
+
+
 def test_all_zero_stack_gives_empty_tables_with_columns(mixed_run):
     workdir, _, _ = mixed_run
     table = pd.read_csv(workdir / "results/all_zero/statistics.csv")
-    assert table.empty and table.columns.tolist() == COLUMNS
+    assert table.empty and table.columns.tolist() == [*COLUMNS, "parameter_set"]
     labels, _ = io.read_stack(workdir / "results/all_zero/labels.tif")
     assert labels.max() == 0
 
@@ -177,6 +228,7 @@ def completed_outputs(workdir):
         if p.is_file()
         and "logs" not in p.parts
         and "benchmarks" not in p.parts
+        and "provenance" not in p.parts
         and p.name != ".snakemake_timestamp"
     }
 

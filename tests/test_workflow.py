@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import yaml
 
 from nuclei3d import io
 from nuclei3d.measure import COLUMNS, SUMMARY_COLUMNS
@@ -109,7 +110,7 @@ def test_labels_and_tables_agree(finished_run):
     results = workdir / "results"
     run_table = pd.read_csv(results / "label_statistics.csv")
     summary = pd.read_csv(results / "summary.csv")
-    assert run_table.columns.tolist() == ["sample", *COLUMNS]
+    assert run_table.columns.tolist() == ["sample", *COLUMNS, "parameter_set"]
     assert summary.columns.tolist() == ["sample", *SUMMARY_COLUMNS]
     for sample in SAMPLES:
         labels, _ = io.read_stack(results / sample / "labels.tif")
@@ -126,6 +127,34 @@ def test_logs_name_the_opencl_device(finished_run):
     for stage in GPU_STAGES:
         text = (workdir / "results/logs" / stage / "stack_a.log").read_text()
         assert "OpenCL device" in text, stage
+
+
+def test_every_run_leaves_its_record(finished_run):
+    _, workdir = finished_run
+    results = workdir / "results"
+    (path,) = (results / "provenance").glob("*.yaml")
+    record = yaml.safe_load(path.read_text())
+    assert record["status"] == "success" and record["ended"] >= record["started"]
+    assert record["config"]["segment"] == {
+        "spot_sigma_um": 3.0,
+        "outline_sigma_um": 1.0,
+    }
+    assert record["packages"]["pyclesperanto-prototype"] == "0.24.6"
+    assert record["project"]["version"] == "0.1.0"
+    assert record["project"]["git_commit"] is None  # a copy of the code, no git
+    parameters = record["parameter_set"]
+    assert parameters["parameters"]["segment"] == record["config"]["segment"]
+    assert set(parameters["code"]) == {"resample", "equalize", "background", "segment"}
+    # The tables name the parameter set that made them.
+    table = pd.read_csv(results / "label_statistics.csv")
+    assert set(table["parameter_set"]) == {parameters["id"]}
+    # Each OpenCL stage's jobs, with the device, its platform version and driver.
+    devices = record["opencl_devices"]
+    assert {"resample", "equalize", "background", "segment", "overlay"} <= set(devices)
+    for stage in ("resample", "segment"):
+        ((device, jobs),) = devices[stage].items()
+        assert jobs == len(SAMPLES)
+        assert re.fullmatch(r".+ on .+ \[.+; driver .+\]", device), device
 
 
 def test_nothing_to_do_after_a_run(finished_run):

@@ -176,6 +176,8 @@ class DeviceChoice:
         Whether OpenCL reports a GPU.
     reason : str
         Which rule picked it, for the log.
+    version, driver : str
+        Platform version and driver version (for the log and the run's record).
     """
 
     index: int
@@ -183,6 +185,8 @@ class DeviceChoice:
     platform: str
     is_gpu: bool
     reason: str
+    version: str = ""
+    driver: str = ""
 
 
 def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
@@ -353,7 +357,13 @@ def choose_device(devices, *, pattern="", cuda_visible_devices=None, claim=None)
 
     def choice(device, reason):
         return DeviceChoice(
-            device.index, device.name, device.platform, device.is_gpu, reason
+            device.index,
+            device.name,
+            device.platform,
+            device.is_gpu,
+            reason,
+            device.version,
+            device.driver,
         )
 
     visible = (cuda_visible_devices or "").strip()
@@ -533,12 +543,18 @@ def select_device(pattern="", *, lock_dir=None, cache_dir=None):
 
 
 def log_choice(choice):
-    """Log which device a job runs on, and why (every job's log has this line)."""
+    """Log which device a job runs on, and why (every job's log has this line).
+
+    ``OpenCL device <i>: <name> on <platform> [<version>; driver <driver>]
+    (<reason>)``; the run's record (:mod:`nuclei3d.provenance`) reads it.
+    """
     log.info(
-        "OpenCL device %d: %s on %s (%s)",
+        "OpenCL device %d: %s on %s [%s; driver %s] (%s)",
         choice.index,
         choice.name,
         choice.platform,
+        choice.version,
+        choice.driver,
         choice.reason,
     )
 

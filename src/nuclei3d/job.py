@@ -512,7 +512,9 @@ def run_stacks(stage, rule, stacks, log_path, config, gpu, queued_at):
             try:
                 stage(stack, state["lease"], logger)
             except Exception as error:
-                logger.error("%s\n%s", error, traceback.format_exc())
+                logger.error(
+                    "stack %s failed: %s\n%s", stack.name, error, traceback.format_exc()
+                )
                 failures.append(f"{stack.name}: {error}")
     if failures:
         raise StageError(

@@ -260,13 +260,17 @@ def collect_statistics(tables):
 
 
 def run_stage(stack, device, log):
-    """Per-nucleus statistics on the CPU (:func:`measure_nuclei`)."""
+    """Per-nucleus statistics on the CPU (:func:`measure_nuclei`), with a last
+    column ``parameter_set``: the id of the parameters that made the stack's
+    labels (:func:`nuclei3d.provenance.parameter_set`), where the rule gives it."""
     from . import io
 
     labels, voxel_size = io.read_stack(stack.inputs["labels"])
     intensity, _ = io.read_stack(stack.inputs["intensity"])
     table = measure_nuclei(labels, intensity, voxel_size)
     log.info("%s: %d nuclei measured", stack.name, len(table))
+    if stack.params.get("parameter_set"):
+        table["parameter_set"] = stack.params["parameter_set"]
     io.write_table(stack.output, table)
 
 

@@ -98,8 +98,8 @@ class OpenCLDevice:
     ----------
     index : int
         Position in the flat list of devices (all platforms, in order).
-    name, platform, version : str
-        Device name, platform name and platform version.
+    name, platform, version, driver : str
+        Device name, platform name, platform version and driver version.
     is_gpu, is_cpu : bool
         OpenCL's device type.
     error : str or None
@@ -113,6 +113,7 @@ class OpenCLDevice:
     is_gpu: bool = False
     is_cpu: bool = True
     error: str | None = None
+    driver: str = ""
 
     @property
     def works(self):
@@ -279,6 +280,7 @@ def _describe(device, index):
         version=device.platform.version.strip(),
         is_gpu=bool(device.type & cl.device_type.GPU),
         is_cpu=bool(device.type & cl.device_type.CPU),
+        driver=device.driver_version.strip(),
     )
 
 

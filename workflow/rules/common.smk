@@ -2,6 +2,7 @@
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,8 @@ import nuclei3d.plots
 import nuclei3d.segment
 import nuclei3d.validate
 from nuclei3d.config import typed_like_schema
+from nuclei3d.failures import failed_stacks, write_failed_stacks
+from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.job import (
     finish_opencl_check,
@@ -242,15 +245,73 @@ OPENCL_CHECK = (
 onstart:
     if OPENCL_CHECK is not None:
         finish_opencl_check(OPENCL_CHECK)
+    start_record(
+        PROVENANCE,
+        config=config,
+        basedir=workflow.basedir,
+        parameters=PARAMETER_SET,
+    )
 
 
 # The run is over: exit without waiting for the rate limiter's last timer.
 onsuccess:
+    write_failed_stacks(FAILED_STACKS, [])
+    finish_record(PROVENANCE, status="success", log_dir=f"{RESULTS}/logs")
     stop_waiting_timers()
 
 
 onerror:
+    failed = report_failed_stacks()
+    if os.path.exists(PROVENANCE):
+        finish_record(
+            PROVENANCE,
+            status="failed",
+            log_dir=f"{RESULTS}/logs",
+            failed_stacks=failed,
+        )
     stop_waiting_timers()
+
+
+# The per-stack stages in order, each with its output: a run that lost stacks
+# lists them, with the stage and the reason, in failed_stacks.tsv.
+STAGE_OUTPUTS = {
+    "resample": "resampled.tif",
+    "equalize": "equalized.tif",
+    "background": "background.tif",
+    "segment": "labels.tif",
+    "measure": "statistics.csv",
+    "overlay": "overlay",
+}
+FAILED_STACKS = f"{RESULTS}/failed_stacks.tsv"
+# The parameters (and stage code) that make a stack's labels: their id is in
+# every statistics table, the whole set in each run's record under provenance/.
+PARAMETER_SET = parameter_set(
+    config,
+    ["resample", "equalize", "background", "segment"],
+    code={
+        stage: code_fingerprint(stage, "io")
+        for stage in ("resample", "equalize", "background", "segment")
+    },
+)
+PROVENANCE = f"{RESULTS}/provenance/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.yaml"
+
+
+def report_failed_stacks():
+    """Write failed_stacks.tsv and say, in one line, how to rerun just those."""
+    rows = failed_stacks(
+        samples.index,
+        list(STAGE_OUTPUTS),
+        lambda stage, sample: f"{RESULTS}/{sample}/{STAGE_OUTPUTS[stage]}",
+        lambda stage, sample: UNIT_OF[sample].log(stage).format(sample=sample),
+    )
+    if not write_failed_stacks(FAILED_STACKS, rows):
+        return 0
+    logger.error(
+        f"{len(rows)} of {len(samples)} stacks failed, each with its stage, reason "
+        f"and log in {FAILED_STACKS}; fix them and run the same command again "
+        "to redo just those (and the run-wide tables)."
+    )
+    return len(rows)
 
 
 STACKS_PER_JOB = config["stacks_per_job"]
@@ -265,11 +326,21 @@ UNITS = (
         for start in range(0, len(samples), STACKS_PER_JOB)
     ]
 )
+UNIT_OF = {
+    sample: unit
+    for unit in UNITS
+    for sample in (unit.members if unit.batch is not None else samples.index)
+}
 
 
 def stack_params(**values):
-    """Per-stack params: `sample` and the stage's (same for every stack) values."""
-    return lambda sample: dict(sample=sample, **values)
+    """Per-stack params: `sample` and the stage's (same for every stack) values.
+
+    The values go in name order: Snakemake compares params as written, and the
+    order of a config section's keys depends on how it was given (a file, or
+    `--config section='{...}'`), not on what it says.
+    """
+    return lambda sample: dict(sample=sample, **dict(sorted(values.items())))
 
 
 # Parameter sweep (rules in sweep.smk): the combinations and, per stage, the

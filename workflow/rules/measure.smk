@@ -14,7 +14,7 @@ for unit in UNITS:
         resources:
             **STAGE_RESOURCES,
         params:
-            stacks=unit.each(stack_params()),
+            stacks=unit.each(stack_params(parameter_set=PARAMETER_SET["id"])),
             code=code_fingerprint("measure", "io", "slabs"),
         run:
             run_job(

@@ -1,0 +1,119 @@
+"""Which stacks a run lost, and why: ``{results}/failed_stacks.tsv``.
+
+With ``--keep-going`` a run goes on past a bad stack; at its end
+(``workflow/rules/common.smk``, ``onerror``) :func:`failed_stacks` reads the
+stage jobs' logs: for each stack, the first stage whose output is missing and
+whose log says why (a job logs ``stack <name> failed: <reason>`` for each of its
+stacks that failed, or the error that stopped the whole job).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["COLUMNS", "failed_stacks", "job_failures", "write_failed_stacks"]
+
+COLUMNS = ["sample", "stage", "reason", "log"]
+_STACK_FAILED = re.compile(r" ERROR [\w.]+: stack (\S+) failed: (.*)")
+_ERROR = re.compile(r" ERROR [\w.]+: ")
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+
+
+def job_failures(text):
+    """What a job's log says failed: ({stack: reason}, job-wide reason or None).
+
+    Parameters
+    ----------
+    text : str
+        The log of one stage job (one stack, or a batch).
+
+    Examples
+    --------
+    >>> log = ("2026-12-02 06:00:00,000 INFO nuclei3d.resample: rule resample\\n"
+    ...        "2026-12-02 06:00:00,100 ERROR nuclei3d.resample: stack s2 failed: "
+    ...        "s2.tif: not a TIFF file\\nTraceback (most recent call last):\\n"
+    ...        "ValueError: s2.tif: not a TIFF file\\n")
+    >>> job_failures(log)
+    ({'s2': 's2.tif: not a TIFF file'}, None)
+    >>> job_failures("2026-12-02 06:00:00,000 ERROR nuclei3d.segment: Traceback "
+    ...              "(most recent call last):\\n  File x\\nRuntimeError: no device\\n")
+    ({}, 'RuntimeError: no device')
+    """
+    stacks, job = {}, None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        found = _STACK_FAILED.search(line)
+        if found:
+            stacks.setdefault(found.group(1), found.group(2).strip())
+        elif job is None and _ERROR.search(line):
+            # A job-wide error: its traceback's last line is the exception.
+            record = [line]
+            for following in lines[i + 1 :]:
+                if _RECORD.match(following):
+                    break
+                record.append(following)
+            job = next((r.strip() for r in reversed(record) if r.strip()), line)
+    return stacks, job
+
+
+def failed_stacks(samples, stages, output_of, log_of):
+    """The first failed stage of each stack whose outputs are missing.
+
+    Parameters
+    ----------
+    samples : iterable of str
+        The run's stacks.
+    stages : list of str
+        Per-stack stages in their order.
+    output_of, log_of : callable
+        ``(stage, sample) -> path`` of the stage's output and job log.
+
+    Returns
+    -------
+    list of dict
+        One row per failed stack: ``sample``, ``stage``, ``reason`` (one line)
+        and ``log``.
+    """
+    rows, logs = [], {}
+    for sample in samples:
+        for stage in stages:
+            if Path(output_of(stage, sample)).exists():
+                continue
+            log = Path(log_of(stage, sample))
+            if log not in logs:
+                logs[log] = job_failures(log.read_text()) if log.exists() else None
+            if logs[log] is None:
+                break  # never ran: an earlier stage failed, or it was not asked for
+            stacks, job = logs[log]
+            reason = stacks.get(sample) or job
+            if reason is None:
+                if " job ends after " in log.read_text():
+                    break  # ran and ended well: its output was removed since
+                reason = "the job ended before it finished (killed, or it crashed)"
+            rows.append(
+                {"sample": sample, "stage": stage, "reason": reason, "log": str(log)}
+            )
+            break
+    return rows
+
+
+def write_failed_stacks(path, rows):
+    """Write the rows of :func:`failed_stacks` as a TSV (none: remove the file).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file, if any stack failed.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["reason"] = table["reason"].str.replace(r"\s+", " ", regex=True)
+    table.to_csv(path, sep="\t", index=False)
+    return path
