@@ -16,6 +16,7 @@ include: "workflow/rules/equalize.smk"
 include: "workflow/rules/background.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/overlay.smk"
+include: "workflow/rules/ome_zarr.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/plots.smk"
@@ -29,6 +30,11 @@ rule all:
         f"{RESULTS}/summary.csv",
         [f"{RESULTS}/plots/{stem}.png" for stem, _ in FIGURES.values()],
         [f"{RESULTS}/validation.csv"] if ANNOTATED else [],
+        (
+            expand(result("segmentation.ome.zarr"), sample=samples.index)
+            if config["ome_zarr"]
+            else []
+        ),
 
 
 rule sweep:

@@ -263,13 +263,20 @@ def resample_isotropic(
 
 
 def run_stage(stack, device, log):
-    """Stage resample: read the raw stack, resample to isotropic voxels."""
+    """Stage resample: read the raw stack (a plain TIFF, or one stack of a file
+    bioio reads: :func:`nuclei3d.formats.read_any`), resample to isotropic voxels."""
     from . import io
     from .device import check_current_device_memory, pull
+    from .formats import read_any
 
     p = stack.params
     path = p["image"]
-    image, metadata_voxel_size = io.read_stack(path, channel=p["channel"])
+    image, metadata_voxel_size = read_any(
+        path,
+        channel=p["channel"],
+        scene=p.get("scene"),
+        timepoint=p.get("timepoint"),
+    )
     voxel_size = resolve_voxel_size(
         path,
         sheet=p["voxel_size_um"],

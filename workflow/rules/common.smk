@@ -3,6 +3,7 @@ import os
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ os.environ.update(
 import nuclei3d.background
 import nuclei3d.equalize
 import nuclei3d.measure
+import nuclei3d.ome_zarr
 import nuclei3d.overlay
 import nuclei3d.resample
 import nuclei3d.plots
@@ -33,6 +35,8 @@ from nuclei3d.config import typed_like_schema
 from nuclei3d.failures import failed_stacks, write_failed_stacks
 from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.fingerprint import code_fingerprint
+from nuclei3d.formats import LayoutCache, expand_sheet
+from nuclei3d.io import StackError
 from nuclei3d.job import (
     finish_opencl_check,
     run_job,
@@ -49,13 +53,27 @@ config.update(typed_like_schema(config, yaml.safe_load(CONFIG_SCHEMA.read_text()
 validate(config, schema="../schemas/config.schema.yaml")
 
 
+def layout_or_none(layouts, path):
+    """A file's layout; None where it is missing or unreadable (its stack fails
+    later, with the file's error, as a bad TIFF does)."""
+    try:
+        return layouts.layout(path) if os.path.exists(path) else None
+    except StackError:
+        return None
+
+
 def load_samples(path):
     """Read and validate the sample sheet; one row per sample, indexed by name."""
     # Only empty cells are missing: a sample may be called "NA" or "nan".
     sheet = pd.read_csv(
         path, sep="\t", dtype=str, comment="#", keep_default_na=False, na_values=[""]
     ).dropna(how="all")
-    for column in ("voxel_size_z", "voxel_size_y", "voxel_size_x", "channel"):
+    if "channel" in sheet:  # an index, or a channel's name
+        sheet["channel"] = [
+            int(c) if isinstance(c, str) and c.isdigit() else c
+            for c in sheet["channel"]
+        ]
+    for column in ("voxel_size_z", "voxel_size_y", "voxel_size_x", "timepoint"):
         if column in sheet:
             values = pd.to_numeric(sheet[column], errors="coerce")
             bad = sheet[column].notna() & values.isna()
@@ -79,6 +97,16 @@ def load_samples(path):
             f"column {column}: {cause.message}; expected: "
             f"{cause.schema.get('description', cause.schema)}"
         ) from None
+    # A file with several scenes or time points: one stack each (from metadata).
+    layouts = LayoutCache(Path(".snakemake/nuclei3d/layouts.json"))
+    sheet = pd.DataFrame(
+        expand_sheet(sheet.to_dict("records"), partial(layout_or_none, layouts)),
+        columns=[
+            *sheet.columns,
+            *(c for c in ("scene", "timepoint") if c not in sheet.columns),
+        ],
+    )
+    layouts.save()
     repeated = sheet["sample"][sheet["sample"].duplicated()].unique().tolist()
     if repeated:
         raise ValueError(f"{path}: sample names must be unique; repeated: {repeated}")
@@ -141,9 +169,23 @@ def ground_truth_of(wildcards):
 
 
 def channel_of(sample):
-    """0-based channel of a multichannel file (sheet column `channel`), or None."""
+    """Channel of a multichannel file (sheet column `channel`): a 0-based index or
+    a name, or None."""
     value = samples.loc[sample].get("channel")
-    return None if value is None or pd.isna(value) else int(value)
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return int(value) if isinstance(value, (int, float)) else value
+
+
+def sheet_value(sample, column):
+    """A sheet cell of the sample's row, None where empty (or no such column);
+    whole numbers as int (a column with empty cells holds floats)."""
+    value = samples.loc[sample].get(column)
+    if value is None or pd.isna(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def sheet_voxel_size(sample):
@@ -374,6 +416,8 @@ def resample_params(sample, target_voxel_size_um=None):
         sample=sample,
         image=image_path(sample),
         channel=channel_of(sample),
+        scene=sheet_value(sample, "scene"),
+        timepoint=sheet_value(sample, "timepoint"),
         voxel_size_um=sheet_voxel_size(sample),
         default_voxel_size_um=config["default_voxel_size_um"],
         target_voxel_size_um=target_voxel_size_um

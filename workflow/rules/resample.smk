@@ -15,7 +15,7 @@ for unit in UNITS:
             **STAGE_RESOURCES,
         params:
             stacks=unit.each(resample_params),
-            code=code_fingerprint("resample", "io", "slabs"),
+            code=code_fingerprint("resample", "io", "formats", "slabs"),
         run:
             run_job(
                 nuclei3d.resample.run_stage,

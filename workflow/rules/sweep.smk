@@ -20,7 +20,7 @@ rule sweep_resample:
             RESAMPLED,
             lambda s, values: resample_params(s, values["target_voxel_size_um"]),
         ),
-        code=code_fingerprint("resample", "io", "slabs"),
+        code=code_fingerprint("resample", "io", "formats", "slabs"),
     run:
         run_job(
             nuclei3d.resample.run_stage, rule, input, output, params, log, config
