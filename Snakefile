@@ -37,6 +37,20 @@ rule all:
         ),
 
 
+rule completed:
+    """The per-stack outputs of every stack but those the last run lost
+    (failed_stacks.tsv): `snakemake --report report.html completed`."""
+    input:
+        expand(
+            result("overlay"),
+            sample=[s for s in samples.index if s not in FAILED_SAMPLES],
+        ),
+        expand(
+            result("validation.csv"),
+            sample=[s for s in ANNOTATED if s not in FAILED_SAMPLES],
+        ),
+
+
 rule sweep:
     """Target of the parameter sweep: `snakemake --cores N sweep`."""
     input:

@@ -66,3 +66,19 @@ def test_report_has_every_section(tmp_path):
     for section in ("Overlays", "Statistics", "Validation", "Parameter sweep"):
         assert section in text, section
         assert section not in static  # rendered by the page's script
+
+
+def test_a_report_of_a_run_that_lost_stacks_counts_them(tmp_path):
+    """`snakemake --report report.html completed` after a run that lost a stack:
+    the completed stacks, and the count and reasons of the lost ones."""
+    workdir = make_workdir(tmp_path / "run", ("good",))
+    with open(workdir / "config/samples.tsv", "a") as sheet:
+        sheet.write(f"lost\t{tmp_path / 'no_such_file.tif'}\t\n")
+    assert run_snakemake(workdir, check=False).returncode != 0
+    report = workdir / "report.html"
+    run_snakemake(workdir, "--report", str(report), "completed")
+    text = rendered_text(report, tmp_path / "chromium")
+    assert "Failed stacks" in text
+    assert "1 of 2 stacks failed" in text
+    assert "lost (resample):" in text and "no_such_file.tif: file not found" in text
+    assert "Overlays" in text  # the completed stack's pictures

@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["COLUMNS", "failed_stacks", "job_failures", "write_failed_stacks"]
+__all__ = [
+    "COLUMNS",
+    "failed_samples",
+    "failed_stacks",
+    "job_failures",
+    "report_description",
+    "write_failed_stacks",
+]
 
 COLUMNS = ["sample", "stage", "reason", "log"]
 _STACK_FAILED = re.compile(r" ERROR [\w.]+: stack (\S+) failed: (.*)")
@@ -117,3 +124,69 @@ def write_failed_stacks(path, rows):
     table["reason"] = table["reason"].str.replace(r"\s+", " ", regex=True)
     table.to_csv(path, sep="\t", index=False)
     return path
+
+
+def report_description(template, failed_list, out, *, stacks, shown=20):
+    """The report's description: `template`, and the failed stacks if any.
+
+    Parameters
+    ----------
+    template : str or os.PathLike
+        The workflow's description (reStructuredText).
+    failed_list : str or os.PathLike
+        ``failed_stacks.tsv``; where it exists its count and first rows are
+        added under "Failed stacks".
+    out : str or os.PathLike
+        Where the description with failures is written.
+    stacks : int
+        Stacks in the sheet.
+    shown : int, optional
+        Rows listed.
+
+    Returns
+    -------
+    pathlib.Path
+        `template` where no stack failed, else `out`.
+    """
+    import pandas as pd
+
+    failed_list = Path(failed_list)
+    if not failed_list.exists():
+        return Path(template)
+    table = pd.read_csv(failed_list, sep="\t", dtype=str, keep_default_na=False)
+
+    def literal(text):  # file names and messages as text, not reST markup
+        return re.sub(r"([\\`*_|])", r"\\\1", text)
+
+    lines = [
+        "",
+        "{% raw %}",
+        "",
+        "Failed stacks",
+        "-------------",
+        "",
+        f"**{len(table)} of {stacks} stacks failed** in the last run; each with its "
+        f"stage, reason and job log in {literal(str(failed_list))}:",
+        "",
+        *(
+            f"- {literal(row.sample)} ({row.stage}): {literal(row.reason)}"
+            for row in table.head(shown).itertuples()
+        ),
+    ]
+    if len(table) > shown:
+        lines.append(f"- ... and {len(table) - shown} more")
+    lines += ["", "{% endraw %}"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(Path(template).read_text() + "\n".join(lines) + "\n")
+    return out
+
+
+def failed_samples(failed_list):
+    """The samples of a ``failed_stacks.tsv`` (none where there is no such file)."""
+    import pandas as pd
+
+    if not Path(failed_list).exists():
+        return set()
+    table = pd.read_csv(failed_list, sep="\t", dtype=str, keep_default_na=False)
+    return set(table["sample"])

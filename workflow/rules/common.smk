@@ -32,7 +32,12 @@ import nuclei3d.plots
 import nuclei3d.segment
 import nuclei3d.validate
 from nuclei3d.config import typed_like_schema
-from nuclei3d.failures import failed_stacks, write_failed_stacks
+from nuclei3d.failures import (
+    failed_samples,
+    failed_stacks,
+    report_description,
+    write_failed_stacks,
+)
 from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.formats import LayoutCache, expand_sheet
@@ -325,6 +330,23 @@ STAGE_OUTPUTS = {
     "overlay": "overlay",
 }
 FAILED_STACKS = f"{RESULTS}/failed_stacks.tsv"
+
+
+# Stacks the last run lost (rule `completed` leaves them out, so that a report can
+# be made of the rest: a report needs every file it shows).
+FAILED_SAMPLES = failed_samples(FAILED_STACKS)
+# The report's description; after a run that lost stacks, with their count.
+REPORT_DESCRIPTION = report_description(
+    Path(workflow.basedir) / "workflow/report/workflow.rst",
+    FAILED_STACKS,
+    Path(".snakemake/nuclei3d/report.rst").resolve(),
+    stacks=len(samples),
+)
+
+
+report: str(REPORT_DESCRIPTION)
+
+
 # The parameters (and stage code) that make a stack's labels: their id is in
 # every statistics table, the whole set in each run's record under provenance/.
 PARAMETER_SET = parameter_set(
@@ -351,7 +373,8 @@ def report_failed_stacks():
     logger.error(
         f"{len(rows)} of {len(samples)} stacks failed, each with its stage, reason "
         f"and log in {FAILED_STACKS}; fix them and run the same command again "
-        "to redo just those (and the run-wide tables)."
+        "to redo just those (and the run-wide tables), or make a report of the "
+        "rest: snakemake --report report.html completed"
     )
     return len(rows)
 
