@@ -44,7 +44,7 @@ def test_every_stack_of_a_batch_runs_and_failures_are_named(tmp_path):
     text = (tmp_path / "job.log").read_text()
     assert "rule demo, 3 stack(s)" in text
     assert "writing a" in text and "writing c" in text
-    assert "ERROR nuclei3d.demo: bad.tif: not a stack" in text
+    assert "ERROR nuclei3d.demo: stack bad failed: bad.tif: not a stack" in text
     assert "Traceback" in text
     assert "job ends after" in text
 

@@ -81,4 +81,5 @@ def test_a_report_of_a_run_that_lost_stacks_counts_them(tmp_path):
     assert "Failed stacks" in text
     assert "1 of 2 stacks failed" in text
     assert "lost (resample):" in text and "no_such_file.tif: file not found" in text
-    assert "Overlays" in text  # the completed stack's pictures
+    # the completed stack's pictures are in the page's data
+    assert "results/good/overlay/contact_sheet.png" in report.read_text()
