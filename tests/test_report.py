@@ -75,6 +75,10 @@ def test_a_report_of_a_run_that_lost_stacks_counts_them(tmp_path):
     with open(workdir / "config/samples.tsv", "a") as sheet:
         sheet.write(f"lost\t{tmp_path / 'no_such_file.tif'}\t\n")
     assert run_snakemake(workdir, check=False).returncode != 0
+    # A run of the rest succeeds, and the lost stack stays listed.
+    run_snakemake(workdir, "completed")
+    failed = (workdir / "results/failed_stacks.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in failed] == ["sample", "lost"]
     report = workdir / "report.html"
     run_snakemake(workdir, "--report", str(report), "completed")
     text = rendered_text(report, tmp_path / "chromium")

@@ -38,7 +38,6 @@ from nuclei3d.failures import (
     report_description,
     write_failed_stacks,
 )
-from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.formats import LayoutCache, expand_sheet
 from nuclei3d.io import StackError
@@ -50,6 +49,7 @@ from nuclei3d.job import (
     stop_waiting_timers,
     use_workers,
 )
+from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
 # `--config segment='{spot_sigma_um: 2.5}'` gives '2.5': read as the schema types it.
@@ -302,13 +302,20 @@ onstart:
 
 # The run is over: exit without waiting for the rate limiter's last timer.
 onsuccess:
-    write_failed_stacks(FAILED_STACKS, [])
+    update_failed_stacks()
     finish_record(PROVENANCE, status="success", log_dir=f"{RESULTS}/logs")
     stop_waiting_timers()
 
 
 onerror:
-    failed = report_failed_stacks()
+    failed = update_failed_stacks()
+    if failed:
+        logger.error(
+            f"{failed} of {len(samples)} stacks failed, each with its stage, reason "
+            f"and log in {FAILED_STACKS}; fix them and run the same command again "
+            "to redo just those (and the run-wide tables), or make a report of the "
+            "rest: snakemake --report report.html completed"
+        )
     if os.path.exists(PROVENANCE):
         finish_record(
             PROVENANCE,
@@ -360,22 +367,19 @@ PARAMETER_SET = parameter_set(
 PROVENANCE = f"{RESULTS}/provenance/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.yaml"
 
 
-def report_failed_stacks():
-    """Write failed_stacks.tsv and say, in one line, how to rerun just those."""
+def update_failed_stacks():
+    """Bring failed_stacks.tsv up to date (removed when no stack is lost); the count.
+
+    A stack is lost while a stage's output is missing and its job log says why, so
+    a later run that leaves it out (`completed`, `--until`) keeps it listed.
+    """
     rows = failed_stacks(
         samples.index,
         list(STAGE_OUTPUTS),
         lambda stage, sample: f"{RESULTS}/{sample}/{STAGE_OUTPUTS[stage]}",
         lambda stage, sample: UNIT_OF[sample].log(stage).format(sample=sample),
     )
-    if not write_failed_stacks(FAILED_STACKS, rows):
-        return 0
-    logger.error(
-        f"{len(rows)} of {len(samples)} stacks failed, each with its stage, reason "
-        f"and log in {FAILED_STACKS}; fix them and run the same command again "
-        "to redo just those (and the run-wide tables), or make a report of the "
-        "rest: snakemake --report report.html completed"
-    )
+    write_failed_stacks(FAILED_STACKS, rows)
     return len(rows)
 
 
