@@ -1,7 +1,8 @@
 """The seed notebook's pipeline, as written, in a loop over stacks (one process).
 
 This is the reference a user would otherwise run: the clEsperanto notebook
-*Segmentation_3D* (``/work/shared/seed/Segmentation_3D.txt``) turned into a loop,
+*Segmentation_3D* (``demo/segmentation/Segmentation_3D.ipynb`` in
+https://github.com/clEsperanto/pyclesperanto_prototype) turned into a loop,
 with its statements kept as they are, quirks included:
 
 - the equalization loop's factor is ``mean_slice / mean_stack``: it *amplifies* the
