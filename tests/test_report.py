@@ -1,13 +1,12 @@
 """`snakemake --report` builds one HTML page that renders in headless Chromium."""
 
-import os
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from .conftest import make_workdir, run_snakemake
+from .conftest import in_ci, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -32,7 +31,7 @@ def visible_text(dom):
 def rendered_text(html, profile):
     """Visible text of `html` after its JavaScript ran in headless Chromium."""
     if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
         pytest.skip("Debian's chromium is not installed")
     dom = subprocess.run(

@@ -15,13 +15,15 @@ from nuclei3d import view
 from nuclei3d.io import StackError, write_stack
 from nuclei3d.view import INTERMEDIATES, build_viewer, load_layers, main
 
+from .conftest import in_ci
+
 RAW_VOXEL_UM = (1.0, 0.202, 0.202)
 RESULT_VOXEL_UM = (1.0, 1.0, 1.0)
 # napari with a Qt5 binding warns once that it cannot detect the system theme.
 QT5_THEME = "ignore:System theme detection requires a Qt6 backend:UserWarning"
 # npe2 (napari's plugin engine) uses pydantic v1-style fields, on first import.
 NPE2_PYDANTIC = "ignore::pydantic.warnings.PydanticDeprecatedSince20"
-IN_CI = os.environ.get("CI") == "true"
+IN_CI = in_ci()
 
 
 @pytest.fixture

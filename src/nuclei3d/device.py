@@ -237,11 +237,8 @@ def cpu_runtime_rank(device):
     """Sort key of a CPU device's runtime: the fastest first.
 
     Intel's CPU runtime, then PoCL (release builds before builds with assertions,
-    such as Debian's; then the newest version), then any other. Measured side by
-    side on 2 cores, 32 demo stacks (benchmarks/RESULTS.md, "CPU runtimes"): the
-    in-process pipeline took 74-82 ms a stack with Intel's runtime, 254-261 ms
-    with pyopencl's PoCL 3.0 (release) and 304-310 ms with Debian's PoCL 3.1
-    (assertions).
+    such as Debian's; then the newest version), then any other: the order of
+    their speed side by side (benchmarks/RESULTS.md, "CPU runtimes").
 
     Examples
     --------

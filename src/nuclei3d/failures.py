@@ -89,13 +89,14 @@ def failed_stacks(samples, stages, output_of, log_of):
                 continue
             log = Path(log_of(stage, sample))
             if log not in logs:
-                logs[log] = job_failures(log.read_text()) if log.exists() else None
-            if logs[log] is None:
+                text = log.read_text() if log.exists() else None
+                logs[log] = text and (*job_failures(text), " job ends after " in text)
+            if not logs[log]:
                 break  # never ran: an earlier stage failed, or it was not asked for
-            stacks, job = logs[log]
+            stacks, job, ended = logs[log]
             reason = stacks.get(sample) or job
             if reason is None:
-                if " job ends after " in log.read_text():
+                if ended:
                     break  # ran and ended well: its output was removed since
                 reason = "the job ended before it finished (killed, or it crashed)"
             rows.append(

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = [
@@ -396,22 +396,19 @@ def probe_devices(cache_dir=None, *, refresh=False):
         return _MEMO[path]
     devices = cl_devices()
     keys = [_key(device) for device in devices]
+    plain = [_describe(device, i) for i, device in enumerate(devices)]
     with _probe_lock(path):
         kept = {} if refresh or path is None else _read_verdicts(path)
         unknown = [i for i, key in enumerate(keys) if key not in kept]
         if unknown:
             found = _probe_in_child(unknown)
             new = {
-                keys[i]: {"error": found[i], "device": str(_describe(devices[i], i))}
-                for i in unknown
+                keys[i]: {"error": found[i], "device": str(plain[i])} for i in unknown
             }
             kept = {**kept, **new}
             if path is not None:
                 _write_verdicts(path, new)
-    described = [
-        OpenCLDevice(**{**vars(_describe(d, i)), "error": kept[keys[i]]["error"]})
-        for i, d in enumerate(devices)
-    ]
+    described = [replace(d, error=kept[keys[d.index]]["error"]) for d in plain]
     _MEMO[path] = described
     return described
 
@@ -474,7 +471,7 @@ def main(argv=None):
     devices = probe_devices(args.cache_dir, refresh=args.refresh)
     try:
         chosen = choose_device(devices, pattern=args.device)
-    except (NoWorkingDevice, RuntimeError) as error:
+    except RuntimeError as error:  # NoWorkingDevice, or no device matches
         print(error, file=sys.stderr)
         return 1
     if not args.quiet:

@@ -173,18 +173,10 @@ def ground_truth_of(wildcards):
     return samples.at[wildcards.sample, "ground_truth"]
 
 
-def channel_of(sample):
-    """Channel of a multichannel file (sheet column `channel`): a 0-based index or
-    a name, or None."""
-    value = samples.loc[sample].get("channel")
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return int(value) if isinstance(value, (int, float)) else value
-
-
 def sheet_value(sample, column):
     """A sheet cell of the sample's row, None where empty (or no such column);
-    whole numbers as int (a column with empty cells holds floats)."""
+    whole numbers as int (a column with empty cells holds floats). For `channel`
+    (an index or a name), `scene` and `timepoint`."""
     value = samples.loc[sample].get(column)
     if value is None or pd.isna(value):
         return None
@@ -442,7 +434,7 @@ def resample_params(sample, target_voxel_size_um=None):
     return dict(
         sample=sample,
         image=image_path(sample),
-        channel=channel_of(sample),
+        channel=sheet_value(sample, "channel"),
         scene=sheet_value(sample, "scene"),
         timepoint=sheet_value(sample, "timepoint"),
         voxel_size_um=sheet_voxel_size(sample),
