@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The stage runs OpenCL kernels: its job opens a device first (nuclei3d.job).
+OPENCL = True
+
 __all__ = ["run_stage", "subtract_background", "top_hat_box"]
 
 KERNEL = "top_hat_box.cl"  # in src/nuclei3d/kernels/
@@ -110,14 +113,13 @@ def subtract_background(image, voxel_size_um, *, radius_um=5.0, on_device=False)
     return out if on_device else pull(out)
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Stage background: top-hat subtraction (:func:`subtract_background`)."""
     from .job import transform_stack
 
     radius = stack.params["radius_um"]
     transform_stack(
         stack,
-        device,
         3,
         lambda image, um: subtract_background(image, um, radius_um=radius),
     )

@@ -16,9 +16,8 @@ log. Several platforms for the one CPU count as one device. Order of precedence:
 3. A GPU of its own: with several GPUs and no scheduler, each job locks one
    (:func:`claim_free_device`) so concurrent jobs spread over the GPUs instead of
    piling onto the first (Snakemake's ``gpu`` resource only counts, it does not
-   say which GPU). The lock is an ``flock``, released when the job ends
-   (:class:`nuclei3d.job.DeviceLease`) or its process dies, however it dies. With
-   one GPU, jobs share it.
+   say which GPU). The lock is an ``flock``, released when the job's process
+   ends, however it ends. With one GPU, jobs share it.
 4. The CPU, through its fastest working runtime (:func:`cpu_runtime_rank`), with
    a warning.
 
@@ -36,7 +35,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +53,7 @@ __all__ = [
     "choose_opencl_device",
     "claim_free_device",
     "cpu_runtime_rank",
-    "free_pooled_memory",
     "log_choice",
-    "new_cle_device",
     "on_device",
     "opencl_devices",
     "project_kernel",
@@ -65,7 +62,6 @@ __all__ = [
     "push_float32",
     "rank_devices",
     "select_device",
-    "use_memory_pool",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,7 +70,6 @@ _STAGING = {}  # OpenCL context -> pinned host buffer for push/pull
 _PROGRAMS = {}  # (OpenCL context, kernel file) -> built program, project_kernel
 _PROGRAMS_LOCK = threading.Lock()
 _KERNELS = threading.local()  # .cache: (context, file, name) -> pyopencl.Kernel
-_POOLS = {}  # OpenCL context -> pyopencl MemoryPool of pyclesperanto's images
 KERNELS = Path(__file__).parent / "kernels"
 
 
@@ -433,85 +428,12 @@ def choose_opencl_device(devices, *, pattern="", claim=None):
     )
 
 
-def new_cle_device(device):
-    """A pyclesperanto Device with a context and queue of its own on `device`.
-
-    Built directly: ``cle.select_device`` first imports cupy to probe its CUDA
-    backend (seconds per process on nodes with cupy) and initialises CUDA. Also
-    makes pyclesperanto take its images from a memory pool (:func:`use_memory_pool`).
-    """
-    import pyopencl as cl
-    from pyclesperanto_prototype._tier0._device import Device
-
-    use_memory_pool()
-    context = cl.Context(devices=[device])
-    return Device(device, context, cl.CommandQueue(context))
-
-
-def memory_pool(queue):
-    """The memory pool of `queue`'s context (made on first use)."""
-    import pyopencl.tools
-
-    pool = _POOLS.get(queue.context)
-    if pool is None:
-        allocator = pyopencl.tools.ImmediateAllocator(queue)
-        pool = _POOLS[queue.context] = pyopencl.tools.MemoryPool(allocator)
-    return pool
-
-
-@cache
-def _pooled_backend():
-    from pyclesperanto_prototype._tier0._device import get_device
-    from pyclesperanto_prototype._tier0._opencl_backend import OpenCLBackend
-    from pyclesperanto_prototype._tier0._pycl import (
-        OCLArray,
-        assert_supported_ndarray_type,
-    )
-
-    class PooledOpenCLBackend(OpenCLBackend):
-        """pyclesperanto's OpenCL backend, its new images from :func:`memory_pool`."""
-
-        def empty(self, shape, dtype=np.float32):
-            assert_supported_ndarray_type(dtype)
-            queue = get_device().queue
-            return OCLArray(queue, shape, dtype, allocator=memory_pool(queue))
-
-    return PooledOpenCLBackend()
-
-
-def use_memory_pool():
-    """Make pyclesperanto take the images it creates from a memory pool.
-
-    pyclesperanto allocates a device buffer for every image it creates, the
-    temporary ones of its filters included (two per separable filter), and frees
-    it when the image is dropped. On NVIDIA's OpenCL that costs more than the
-    kernels on a demo-sized stack: on an H100 the top-hat took 2.3-2.4 ms, and
-    1.5 ms with buffers that pyopencl's ``MemoryPool`` keeps for the next image
-    of that size; the whole in-process pipeline 29-31 ms, and 26-28 ms, with the
-    same labels (benchmarks/RESULTS.md). Installed as pyclesperanto's backend (its
-    ``Backend.set`` hook); images made by ``cle.push`` are not pooled.
-    :func:`free_pooled_memory` gives the kept buffers back.
-    """
-    from pyclesperanto_prototype._tier0._backends import Backend
-
-    Backend.get_instance().set(_pooled_backend())
-
-
-def free_pooled_memory(context=None):
-    """Give the buffers a memory pool keeps back to the driver.
-
-    Parameters
-    ----------
-    context : pyopencl.Context, optional
-        The pool of this context; None: all pools.
-    """
-    for key, pool in list(_POOLS.items()):
-        if context is None or key == context:
-            pool.free_held()
-
-
 def select_device(pattern="", *, lock_dir=None, cache_dir=None):
     """Make the chosen device pyclesperanto's current device, and log it.
+
+    The device is handed to ``cle.select_device`` through its ``score_key``: the
+    chosen device scores highest, so pyclesperanto opens exactly that one (two
+    GPUs of one model have the same name, so a name would not do).
 
     Parameters
     ----------
@@ -527,14 +449,15 @@ def select_device(pattern="", *, lock_dir=None, cache_dir=None):
     -------
     DeviceChoice
     """
-    from pyclesperanto_prototype._tier0._device import _current_device
+    import pyclesperanto_prototype as cle
 
     chosen = choose_opencl_device(
         list_devices(cache_dir),
         pattern=pattern,
         claim=partial(claim_free_device, lock_dir) if lock_dir else None,
     )
-    _current_device._instance = new_cle_device(opencl_devices()[chosen.index])
+    device = opencl_devices()[chosen.index]
+    cle.select_device(score_key=lambda candidate: candidate == device)
     log_choice(chosen)
     return chosen
 

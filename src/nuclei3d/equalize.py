@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# The stage runs OpenCL kernels: its job opens a device first (nuclei3d.job).
+OPENCL = True
+
 __all__ = [
     "depth_profile",
     "equalize_gpu",
@@ -235,7 +238,7 @@ def equalize_slice_means(image, *, enabled=True, on_device=False):
     return stack if on_device else pull(stack)
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Stage equalize: equal slice means (:func:`equalize_slice_means`).
 
     Also writes the stack's depth profile (slice means before and after,
@@ -248,7 +251,7 @@ def run_stage(stack, device, log):
 
     enabled = stack.params["enabled"]
     image, equalized = transform_stack(
-        stack, device, 3, lambda image, _: equalize_slice_means(image, enabled=enabled)
+        stack, 3, lambda image, _: equalize_slice_means(image, enabled=enabled)
     )
     profile = pd.DataFrame(depth_profile(image, equalized)).assign(sample=stack.name)
     io.write_table(stack.outputs["profile"], profile)

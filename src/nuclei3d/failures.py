@@ -4,7 +4,10 @@ With ``--keep-going`` a run goes on past a bad stack; at its end
 (``workflow/rules/common.smk``, ``onerror``) :func:`failed_stacks` reads the
 stage jobs' logs: for each stack, the first stage whose output is missing and
 whose log says why (a job logs ``stack <name> failed: <reason>`` for each of its
-stacks that failed, or the error that stopped the whole job).
+stacks that failed, or the error that stopped the whole job). A job that failed
+writes none of its outputs, so the other stacks of its batch are listed too,
+as lost with it (:data:`WITH_ITS_BATCH`); the next run gives each stack that
+failed on its own a batch of its own, and finishes the others.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "COLUMNS",
+    "WITH_ITS_BATCH",
     "failed_samples",
     "failed_stacks",
     "job_failures",
@@ -22,6 +26,8 @@ __all__ = [
 ]
 
 COLUMNS = ["sample", "stage", "reason", "log"]
+# Reason given for a stack whose batch's job failed on another stack.
+WITH_ITS_BATCH = "lost with its batch: its job failed on"
 _STACK_FAILED = re.compile(r" ERROR [\w.]+: stack (\S+) failed: (.*)")
 _ERROR = re.compile(r" ERROR [\w.]+: ")
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
@@ -95,6 +101,8 @@ def failed_stacks(samples, stages, output_of, log_of):
                 break  # never ran: an earlier stage failed, or it was not asked for
             stacks, job, ended = logs[log]
             reason = stacks.get(sample) or job
+            if reason is None and stacks:
+                reason = f"{WITH_ITS_BATCH} {', '.join(sorted(stacks))}; rerun"
             if reason is None:
                 if ended:
                     break  # ran and ended well: its output was removed since
@@ -183,11 +191,24 @@ def report_description(template, failed_list, out, *, stacks, shown=20):
     return out
 
 
-def failed_samples(failed_list):
-    """The samples of a ``failed_stacks.tsv`` (none where there is no such file)."""
+def failed_samples(failed_list, *, own_failure=False):
+    """The samples of a ``failed_stacks.tsv`` (none where there is no such file).
+
+    Parameters
+    ----------
+    failed_list : str or os.PathLike
+    own_failure : bool, optional
+        Leave out the stacks lost with their batch (:data:`WITH_ITS_BATCH`).
+
+    Returns
+    -------
+    set of str
+    """
     import pandas as pd
 
     if not Path(failed_list).exists():
         return set()
     table = pd.read_csv(failed_list, sep="\t", dtype=str, keep_default_na=False)
+    if own_failure:
+        table = table[~table["reason"].str.startswith(WITH_ITS_BATCH)]
     return set(table["sample"])

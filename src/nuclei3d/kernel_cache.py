@@ -4,25 +4,25 @@ Compiling a kernel takes far longer than running it, so the OpenCL drivers keep
 compiled programs on disk: PoCL in ``POCL_CACHE_DIR``, NVIDIA in ``CUDA_CACHE_PATH``,
 pyopencl and pytools under ``XDG_CACHE_HOME``. :func:`use_kernel_cache` points all of
 them into one folder (by default one per user and node, see ``kernel_cache_dir`` in
-the config) and serialises program builds between the processes that share it.
+the config), and :func:`build_lock` lets one process at a time build programs there.
 
-Why serialise: 16 processes compiling the same programs at once into one empty PoCL
+Why a lock: 16 processes compiling the same programs at once into one empty PoCL
 cache made 2 to 5 of them fail with ``BUILD_PROGRAM_FAILURE`` on this project's
 CI machine (PoCL reads another process' half-written cache entry); with builds
-serialised by a lock, none failed (``tests/test_gpu_sharing.py``). Only builds wait
-on each other: a build that hits the cache takes milliseconds, and kernels run
-unlocked. The lock is an ``flock``, which the OS drops when its process ends, so a
-killed job never leaves a stale lock behind.
+serialised, none failed (``tests/test_gpu_sharing.py``). A job holds the lock
+while it runs its first stack, which builds every program the stage uses; from
+a warm cache that takes milliseconds. The lock is an ``flock``, which the OS drops
+when its process ends, so a killed job never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CACHE_VARIABLES", "use_kernel_cache"]
+__all__ = ["CACHE_VARIABLES", "build_lock", "use_kernel_cache"]
 
 CACHE_VARIABLES = {
     "XDG_CACHE_HOME": "xdg",  # pyopencl and pytools
@@ -31,36 +31,31 @@ CACHE_VARIABLES = {
 }
 
 
-def _locked(build, lock_path):
-    @functools.wraps(build)
-    def locked_build(self, *args, **kwargs):
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or process death
-            return build(self, *args, **kwargs)
-
-    locked_build.lock_path = lock_path
-    return locked_build
-
-
 def use_kernel_cache(folder):
-    """Cache compiled kernels in `folder`, with builds serialised between processes.
+    """Cache compiled kernels in `folder` (one sub-folder per cache).
 
-    Call before the first kernel runs (the variables must be set before pyopencl
-    creates its first context).
+    Call before the first OpenCL context is made: the drivers read the variables
+    then.
 
     Parameters
     ----------
     folder : str or os.PathLike
-        Cache root; one sub-folder per cache is created.
     """
     folder = Path(folder)
     for variable, sub in CACHE_VARIABLES.items():
         (folder / sub).mkdir(parents=True, exist_ok=True)
         os.environ[variable] = str(folder / sub)
 
-    # pyopencl's Program.build: pyclesperanto's programs (OCLProgram does not
-    # override it) and the project's own (nuclei3d.segment).
-    import pyopencl as cl
 
-    build = getattr(cl.Program.build, "__wrapped__", cl.Program.build)
-    cl.Program.build = _locked(build, folder / "build.lock")
+@contextmanager
+def build_lock(folder):
+    """Hold the kernel cache's build lock: one process at a time builds there.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder given to :func:`use_kernel_cache`.
+    """
+    with open(Path(folder) / "build.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or process death
+        yield

@@ -259,7 +259,7 @@ def collect_statistics(tables):
     return rows, summary
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Per-nucleus statistics on the CPU (:func:`measure_nuclei`), with a last
     column ``parameter_set``: the id of the parameters that made the stack's
     labels (:func:`nuclei3d.provenance.parameter_set`), where the rule gives it."""

@@ -73,7 +73,7 @@ def write_segmentation(path, image, labels, voxel_size_um):
     group.attrs.put(attributes)
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Stage ome_zarr: the resampled stack and its labels as one OME-Zarr."""
     from . import io
 

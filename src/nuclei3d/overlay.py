@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The stage runs OpenCL kernels: its job opens a device first (nuclei3d.job).
+OPENCL = True
+
 __all__ = [
     "MIN_LONG_SIDE",
     "compose_overlays",
@@ -416,7 +419,7 @@ def overlay_images(
     )
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Stage overlay: outline and projection PNGs (:func:`overlay_images`)."""
     import imageio.v3 as iio
 
@@ -425,9 +428,8 @@ def run_stage(stack, device, log):
 
     intensity, voxel_size = io.read_stack(stack.inputs["intensity"])
     labels, _ = io.read_stack(stack.inputs["labels"])
-    with device:  # only the OpenCL part holds the device
-        check_current_device_memory(stack.inputs["labels"], labels.shape, buffers=3)
-        layers = overlay_layers(intensity, labels)
+    check_current_device_memory(stack.inputs["labels"], labels.shape, buffers=3)
+    layers = overlay_layers(intensity, labels)
     pictures = compose_overlays(
         intensity,
         labels,

@@ -8,6 +8,9 @@ import numpy as np
 
 from .slabs import map_slabs, slab_count
 
+# The stage runs OpenCL kernels: its job opens a device first (nuclei3d.job).
+OPENCL = True
+
 __all__ = [
     "gather_nearest",
     "nearest_sources",
@@ -262,11 +265,11 @@ def resample_isotropic(
     return scaled if on_device else pull(scaled)
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Stage resample: read the raw stack (a plain TIFF, or one stack of a file
     bioio reads: :func:`nuclei3d.formats.read_any`), resample to isotropic voxels."""
     from . import io
-    from .device import check_current_device_memory, pull
+    from .device import check_current_device_memory
     from .formats import read_any
 
     p = stack.params
@@ -294,12 +297,8 @@ def run_stage(stack, device, log):
     )
     try:
         shape = resampled_shape(image.shape, voxel_size, target_voxel_size_um=target)
-        with device:
-            check_current_device_memory(path, shape, buffers=2)
-            resampled = resample_isotropic(
-                image, voxel_size, target_voxel_size_um=target, on_device=True
-            )
-            resampled = pull(resampled)
+        check_current_device_memory(path, shape, buffers=2)
+        resampled = resample_isotropic(image, voxel_size, target_voxel_size_um=target)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
     log.info("resampled to %s", resampled.shape)

@@ -6,6 +6,9 @@ import numpy as np
 
 from .io import as_label_dtype
 
+# The stage runs OpenCL kernels: its job opens a device first (nuclei3d.job).
+OPENCL = True
+
 __all__ = [
     "detect_maxima",
     "gaussian_blur",
@@ -170,8 +173,8 @@ def threshold_otsu(source, destination):
     pyclesperanto-prototype 0.24 reads its device back three times (minimum,
     maximum, histogram) and builds the histogram with one work item per image
     row. Here two launches of ``kernels/otsu_histogram.cl`` find the range and
-    the histogram, both are read back once, and the threshold comes from cle's own
-    code on the host. The counts are exact integers; cle adds its per-row counts in
+    the histogram, both are read back once, and the threshold comes from
+    scikit-image's ``threshold_otsu`` of that histogram (the code cle copies). The counts are exact integers; cle adds its per-row counts in
     float32, which is exact below 2**24 voxels in a bin.
 
     Parameters
@@ -188,9 +191,7 @@ def threshold_otsu(source, destination):
     """
     import pyclesperanto_prototype as cle
     import pyopencl as cl
-    from pyclesperanto_prototype._tier9._threshold_otsu import (
-        scikit_image_threshold_otsu,
-    )
+    from skimage.filters import threshold_otsu as otsu_of_histogram
 
     from .device import project_kernel
 
@@ -231,10 +232,10 @@ def threshold_otsu(source, destination):
     # the kernel's ordered keys back to float32; then cle's own arithmetic
     minimum, maximum = np.where(keys >= 0, keys, keys ^ 0x7FFFFFFF).view(np.float32)
     bin_centers = np.arange(OTSU_BINS) * (maximum - minimum) / 255 + minimum
-    with np.errstate(divide="ignore", invalid="ignore"):  # one value: no threshold
-        threshold = scikit_image_threshold_otsu(
-            hist=(hist.astype(np.float32), bin_centers)
-        )
+    if minimum == maximum:  # one value, one bin: cle's threshold is that value
+        threshold = minimum
+    else:
+        threshold = otsu_of_histogram(hist=(hist.astype(np.float32), bin_centers))
     _filter(
         "greater_constant",
         source,
@@ -498,14 +499,13 @@ def segment_nuclei(
     return labels if on_device else as_label_dtype(pull(labels))
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Stage segment: Voronoi-Otsu labeling (:func:`segment_nuclei`)."""
     from .job import transform_stack
 
     p = stack.params
     _, labels = transform_stack(
         stack,
-        device,
         8,
         lambda image, um: segment_nuclei(
             image,

@@ -419,7 +419,7 @@ def to_grid(labels, shape):
     return np.rint(resized).astype(labels.dtype)
 
 
-def run_stage(stack, device, log):
+def run_stage(stack, log):
     """Job of rule validate: score one stack's labels against its ground truth."""
     import pandas as pd
 

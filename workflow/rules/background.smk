@@ -1,27 +1,24 @@
-for unit in UNITS:
+for batch in BATCHES:
 
     rule:
         """Subtract the background with a box top-hat of background.radius_um."""
         name:
-            unit.rule("background")
+            f"background_{batch}"
         input:
-            equalized=unit.paths("equalized.tif"),
+            equalized=batch_paths(batch, "equalized.tif"),
         output:
-            unit.paths("background.tif"),
+            batch_paths(batch, "background.tif"),
         log:
-            unit.log("background"),
+            batch_log("background", batch),
+        group:
+            "stages"
         resources:
-            **STAGE_RESOURCES,
+            **stage_resources("background"),
         params:
-            stacks=unit.each(stack_params(radius_um=config["background"]["radius_um"])),
+            stage="background",
+            stacks=per_stack(batch, stack_params(**config["background"])),
             code=code_fingerprint("background", "io"),
-        run:
-            run_job(
-                nuclei3d.background.run_stage,
-                rule,
-                input,
-                output,
-                params,
-                log,
-                config,
-            )
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT

@@ -22,15 +22,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join([LIBRARY, *filter(None, [os.getenv("PYTHONPATH")])])
 )
 
-import nuclei3d.background
-import nuclei3d.equalize
-import nuclei3d.measure
-import nuclei3d.ome_zarr
-import nuclei3d.overlay
-import nuclei3d.resample
-import nuclei3d.plots
-import nuclei3d.segment
-import nuclei3d.validate
+from nuclei3d.batches import make_batches
 from nuclei3d.config import typed_like_schema
 from nuclei3d.failures import (
     failed_samples,
@@ -41,14 +33,7 @@ from nuclei3d.failures import (
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.formats import LayoutCache, expand_sheet
 from nuclei3d.io import StackError
-from nuclei3d.job import (
-    finish_opencl_check,
-    run_job,
-    run_task,
-    start_opencl_check,
-    stop_waiting_timers,
-    use_workers,
-)
+from nuclei3d.job import finish_opencl_check, start_opencl_check
 from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.sweep import SWEPT, sweep_combinations
 
@@ -68,7 +53,8 @@ def layout_or_none(layouts, path):
 
 
 def load_samples(path):
-    """Read and validate the sample sheet; one row per sample, indexed by name."""
+    """Read and validate the sample sheet: one row per sample, indexed by name,
+    and the samples whose file is missing or unreadable."""
     # Only empty cells are missing: a sample may be called "NA" or "nan".
     sheet = pd.read_csv(
         path, sep="\t", dtype=str, comment="#", keep_default_na=False, na_values=[""]
@@ -112,6 +98,12 @@ def load_samples(path):
         ],
     )
     layouts.save()
+    unreadable = {
+        row["sample"]
+        for row in sheet.to_dict("records")
+        if layout_or_none(layouts, row["image"]) is None
+        and not row["image"].startswith("resources/demo/")
+    }
     repeated = sheet["sample"][sheet["sample"].duplicated()].unique().tolist()
     if repeated:
         raise ValueError(f"{path}: sample names must be unique; repeated: {repeated}")
@@ -125,10 +117,10 @@ def load_samples(path):
             f"{path}: {len(missing)} image file(s) not found, their stacks will "
             f"fail: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
         )
-    return sheet.set_index("sample", drop=False)
+    return sheet.set_index("sample", drop=False), unreadable
 
 
-samples = load_samples(config["samples"])
+samples, UNREADABLE = load_samples(config["samples"])
 # Stacks with ground truth: validated, and the ones a parameter sweep scores.
 ANNOTATED = (
     samples.index[samples["ground_truth"].notna()].tolist()
@@ -136,7 +128,11 @@ ANNOTATED = (
     else []
 )
 RESULTS = config["results"]
-STAGE_RESOURCES = {"gpu": 1}
+# Every rule runs in this environment (`--sdm conda`); workflow/Containerfile
+# builds an image with the same pinned packages (`--sdm apptainer`).
+ENV = "../../envs/nuclei3d.yaml"
+# The one script of every stage rule (scripts/stage.py: nuclei3d.job).
+STAGE_SCRIPT = "../../scripts/stage.py"
 
 
 wildcard_constraints:
@@ -194,80 +190,6 @@ def sheet_voxel_size(sample):
     return [float(v) for v in values]
 
 
-class Unit:
-    """The stacks that one job of a per-stack rule handles.
-
-    With `stacks_per_job: 1` (the default) there is one unit, the wildcard
-    `{sample}`: one job per stack, rules named after their stage. With N > 1 the
-    sheet is cut, in its order, into batches of N stacks, and every stage gets one
-    rule per batch (`resample_b00003`, ...) whose outputs are still the per-stack
-    files: N times fewer jobs to start, keep track of and plan (a dry run over
-    10,000 stacks: 65 s at N = 1, 30 s at 16). Rule parameters are lists with
-    one dict per stack (`nuclei3d.job.run_job`).
-    """
-
-    def __init__(self, batch=None, members=()):
-        self.batch, self.members = batch, list(members)
-
-    def rule(self, stage):
-        """The rule's name; a batch rule gets the stage's --set-resources.
-
-        (Copied in Snakemake's parsed overrides, a private attribute: checked by
-        tests/test_workflow.py for the pinned Snakemake.)
-        """
-        if self.batch is None:
-            return stage
-        name = f"{stage}_{self.batch}"
-        overrides = workflow.resource_settings._parsed_overwrite_resources
-        if stage in overrides:
-            overrides[name] = overrides[stage]
-        return name
-
-    def paths(self, name):
-        """Per-stack files `{results}/<sample>/<name>` of the unit's stacks."""
-        if self.batch is None:
-            return [result(name)]
-        return [f"{RESULTS}/{sample}/{name}" for sample in self.members]
-
-    def log(self, stage):
-        if self.batch is None:
-            return log_path(stage)
-        return f"{RESULTS}/logs/{stage}/{self.batch}.log"
-
-    def each(self, function):
-        """`[function(sample) for each stack]`, for params and inputs."""
-        if self.batch is None:
-            return lambda wildcards: [function(wildcards.sample)]
-        return [function(sample) for sample in self.members]
-
-    def images(self):
-        """The existing (or demo) raw stacks, as inputs (see `image_of`)."""
-        if self.batch is None:
-            return lambda wildcards: image_of(wildcards.sample)
-        return [path for sample in self.members for path in image_of(sample)]
-
-
-# Per-stack stage jobs run in worker processes of this Snakemake process
-# (nuclei3d.worker), not where Snakemake gives each job a process of its own
-# (SLURM job steps, --mode remote/subprocess). In a local run (--cores, no
-# --jobs, not a dry run) they start now and import pyclesperanto while Snakemake
-# plans; otherwise when the first job needs them.
-use_workers(
-    (
-        0
-        if workflow.remote_exec or workflow.subprocess_exec
-        else min(config["job_workers"], workflow.resource_settings.cores or 1)
-    ),
-    warm_up_with=(
-        config
-        if workflow.resource_settings.cores
-        and workflow.resource_settings.nodes is None
-        and not workflow.output_settings.dryrun
-        else None
-    ),
-)
-
-
 # A local run checks, while Snakemake plans, that this machine has a working
 # OpenCL device (nuclei3d.probe; with kept verdicts a third of a second), and
 # stops before its first job with one message that says how to get one if not.
@@ -292,11 +214,9 @@ onstart:
     )
 
 
-# The run is over: exit without waiting for the rate limiter's last timer.
 onsuccess:
     update_failed_stacks()
     finish_record(PROVENANCE, status="success", log_dir=f"{RESULTS}/logs")
-    stop_waiting_timers()
 
 
 onerror:
@@ -315,7 +235,6 @@ onerror:
             log_dir=f"{RESULTS}/logs",
             failed_stacks=failed,
         )
-    stop_waiting_timers()
 
 
 # The per-stack stages in order, each with its output: a run that lost stacks
@@ -334,6 +253,7 @@ FAILED_STACKS = f"{RESULTS}/failed_stacks.tsv"
 # Stacks the last run lost (rule `completed` leaves them out, so that a report can
 # be made of the rest: a report needs every file it shows).
 FAILED_SAMPLES = failed_samples(FAILED_STACKS)
+FAILED_ON_THEIR_OWN = failed_samples(FAILED_STACKS, own_failure=True)
 # The report's description; after a run that lost stacks, with their count.
 REPORT_DESCRIPTION = report_description(
     Path(workflow.basedir) / "workflow/report/workflow.rst",
@@ -369,29 +289,46 @@ def update_failed_stacks():
         samples.index,
         list(STAGE_OUTPUTS),
         lambda stage, sample: f"{RESULTS}/{sample}/{STAGE_OUTPUTS[stage]}",
-        lambda stage, sample: UNIT_OF[sample].log(stage).format(sample=sample),
+        lambda stage, sample: batch_log(stage, BATCH_OF[sample]),
     )
     write_failed_stacks(FAILED_STACKS, rows)
     return len(rows)
 
 
-STACKS_PER_JOB = config["stacks_per_job"]
-UNITS = (
-    [Unit()]
-    if STACKS_PER_JOB == 1
-    else [
-        Unit(
-            f"b{start // STACKS_PER_JOB:05d}",
-            samples.index[start : start + STACKS_PER_JOB],
-        )
-        for start in range(0, len(samples), STACKS_PER_JOB)
-    ]
+# Every per-stack stage runs one job per batch of stacks (nuclei3d.batches): a
+# stack's batch is a hash of its name among config `batches`, so adding a stack
+# reruns only its batch. A stack that cannot run (missing or unreadable file) or
+# that failed on its own in the last run gets a batch of its own.
+BATCHES = make_batches(
+    samples.index, config["batches"], alone=UNREADABLE | FAILED_ON_THEIR_OWN
 )
-UNIT_OF = {
-    sample: unit
-    for unit in UNITS
-    for sample in (unit.members if unit.batch is not None else samples.index)
-}
+BATCH_OF = {sample: batch for batch, members in BATCHES.items() for sample in members}
+
+
+def batch_paths(batch, name):
+    """Per-stack files `{results}/<sample>/<name>` of the batch's stacks."""
+    return [f"{RESULTS}/{sample}/{name}" for sample in BATCHES[batch]]
+
+
+def batch_log(stage, batch):
+    return f"{RESULTS}/logs/{stage}/{batch}.log"
+
+
+def per_stack(batch, function):
+    """`[function(sample) for each stack of the batch]`, for params and inputs."""
+    return [function(sample) for sample in BATCHES[batch]]
+
+
+def batch_images(batch):
+    """The batch's existing (or demo) raw stacks, as inputs (see `image_of`)."""
+    return [path for sample in BATCHES[batch] for path in image_of(sample)]
+
+
+def stage_resources(stage, *, gpu=True):
+    """Resources of a stage's rules (one per batch, `<stage>_<batch>`): a GPU for
+    an OpenCL stage, and whatever `--set-resources` (a profile) gives `<stage>`."""
+    given = workflow.resource_settings.overwrite_resources.get(stage, {})
+    return {**({"gpu": 1} if gpu else {}), **given}
 
 
 def stack_params(**values):

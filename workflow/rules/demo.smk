@@ -1,5 +1,7 @@
 rule demo_stack:
-    """Draw a synthetic blastocyst-like stack and its ground truth (no download)."""
+    """Draw a synthetic blastocyst-like stack and its ground truth (no download),
+    on the host Snakemake runs on."""
+    localrule: True
     output:
         image="resources/demo/{stack}/image.tif",
         ground_truth="resources/demo/{stack}/ground_truth.tif",
@@ -8,7 +10,7 @@ rule demo_stack:
     benchmark:
         "resources/demo/{stack}/demo_stack.benchmark.tsv"
     conda:
-        "../../envs/nuclei3d.yaml"
+        ENV
     params:
         shape=config["demo"]["shape"],
         voxel_size_um=config["demo"]["voxel_size_um"],

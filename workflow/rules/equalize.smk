@@ -1,29 +1,26 @@
-for unit in UNITS:
+for batch in BATCHES:
 
     rule:
         """Scale every z slice so its mean equals the stack mean (depth decay); write
         the slice means before and after (for the intensity-depth plot)."""
         name:
-            unit.rule("equalize")
+            f"equalize_{batch}"
         input:
-            resampled=unit.paths("resampled.tif"),
+            resampled=batch_paths(batch, "resampled.tif"),
         output:
-            equalized=unit.paths("equalized.tif"),
-            profile=unit.paths("depth_profile.csv"),
+            equalized=batch_paths(batch, "equalized.tif"),
+            profile=batch_paths(batch, "depth_profile.csv"),
         log:
-            unit.log("equalize"),
+            batch_log("equalize", batch),
+        group:
+            "stages"
         resources:
-            **STAGE_RESOURCES,
+            **stage_resources("equalize"),
         params:
-            stacks=unit.each(stack_params(enabled=config["equalize"]["enabled"])),
+            stage="equalize",
+            stacks=per_stack(batch, stack_params(**config["equalize"])),
             code=code_fingerprint("equalize", "io"),
-        run:
-            run_job(
-                nuclei3d.equalize.run_stage,
-                rule,
-                input,
-                output,
-                params,
-                log,
-                config,
-            )
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT

@@ -1,36 +1,32 @@
-for unit in UNITS:
+for batch in BATCHES:
 
     rule:
         """Per-nucleus statistics of one stack (positions and sizes in µm), on the CPU."""
         name:
-            unit.rule("measure")
+            f"measure_{batch}"
         input:
-            labels=unit.paths("labels.tif"),
-            intensity=unit.paths("resampled.tif"),
+            labels=batch_paths(batch, "labels.tif"),
+            intensity=batch_paths(batch, "resampled.tif"),
         output:
-            unit.paths("statistics.csv"),
+            batch_paths(batch, "statistics.csv"),
         log:
-            unit.log("measure"),
+            batch_log("measure", batch),
+        group:
+            "stages"
         resources:
-            **STAGE_RESOURCES,
+            **stage_resources("measure", gpu=False),
         params:
-            stacks=unit.each(stack_params(parameter_set=PARAMETER_SET["id"])),
+            stage="measure",
+            stacks=per_stack(batch, stack_params(parameter_set=PARAMETER_SET["id"])),
             code=code_fingerprint("measure", "io", "slabs"),
-        run:
-            run_job(
-                nuclei3d.measure.run_stage,
-                rule,
-                input,
-                output,
-                params,
-                log,
-                config,
-                gpu=False,
-            )
-
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT
 
 rule collect_statistics:
     """All nuclei of the run in one table, and a per-stack summary."""
+    localrule: True
     input:
         expand(result("statistics.csv"), sample=samples.index),
     output:
@@ -49,11 +45,7 @@ rule collect_statistics:
     params:
         samples=samples.index.tolist(),
         code=code_fingerprint("measure"),
-    run:
-        run_task(
-            nuclei3d.measure.collect_job,
-            rule,
-            log,
-            tables=dict(zip(params.samples, input)),
-            **dict(output.items()),
-        )
+    conda:
+        ENV
+    script:
+        "../../scripts/collect_statistics.py"

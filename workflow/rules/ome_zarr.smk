@@ -1,28 +1,26 @@
 # Only where config `ome_zarr: true` (rule all asks for it then).
-for unit in UNITS:
+for batch in BATCHES:
 
     rule:
         """The resampled stack and its labels as one OME-Zarr (NGFF labels/), on the CPU."""
         name:
-            unit.rule("ome_zarr")
+            f"ome_zarr_{batch}"
         input:
-            intensity=unit.paths("resampled.tif"),
-            labels=unit.paths("labels.tif"),
+            intensity=batch_paths(batch, "resampled.tif"),
+            labels=batch_paths(batch, "labels.tif"),
         output:
-            [directory(path) for path in unit.paths("segmentation.ome.zarr")],
+            [directory(path) for path in batch_paths(batch, "segmentation.ome.zarr")],
         log:
-            unit.log("ome_zarr"),
+            batch_log("ome_zarr", batch),
+        group:
+            "stages"
+        resources:
+            **stage_resources("ome_zarr", gpu=False),
         params:
-            stacks=unit.each(stack_params()),
+            stage="ome_zarr",
+            stacks=per_stack(batch, stack_params()),
             code=code_fingerprint("ome_zarr", "io"),
-        run:
-            run_job(
-                nuclei3d.ome_zarr.run_stage,
-                rule,
-                input,
-                output,
-                params,
-                log,
-                config,
-                gpu=False,
-            )
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT

@@ -1,12 +1,12 @@
-for unit in UNITS:
+for batch in BATCHES:
 
     rule:
         """PNGs for a person: outlines over intensity every n z slices, projections."""
         name:
-            unit.rule("overlay")
+            f"overlay_{batch}"
         input:
-            intensity=unit.paths("resampled.tif"),
-            labels=unit.paths("labels.tif"),
+            intensity=batch_paths(batch, "resampled.tif"),
+            labels=batch_paths(batch, "labels.tif"),
         output:
             [
                 report(
@@ -14,18 +14,21 @@ for unit in UNITS:
                     patterns=["{name}.png"],
                     caption="../report/overlay.rst",
                     category="Overlays",
-                    subcategory="{sample}" if unit.batch is None else sample,
+                    subcategory=sample,
                 )
-                for path, sample in zip(unit.paths("overlay"), unit.members or [None])
+                for path, sample in zip(batch_paths(batch, "overlay"), BATCHES[batch])
             ],
         log:
-            unit.log("overlay"),
+            batch_log("overlay", batch),
+        group:
+            "stages"
         resources:
-            **STAGE_RESOURCES,
+            **stage_resources("overlay"),
         params:
-            stacks=unit.each(stack_params(**config["overlay"])),
+            stage="overlay",
+            stacks=per_stack(batch, stack_params(**config["overlay"])),
             code=code_fingerprint("overlay", "io"),
-        run:
-            run_job(
-                nuclei3d.overlay.run_stage, rule, input, output, params, log, config
-            )
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT

@@ -15,6 +15,7 @@ for figure, (stem, figure_tables) in FIGURES.items():
         """One figure of the run (nuclei per stack, volumes, intensity against depth)."""
         name:
             f"plot_{figure}"
+        localrule: True
         input:
             figure_tables,
         output:
@@ -28,12 +29,7 @@ for figure, (stem, figure_tables) in FIGURES.items():
         params:
             figure=figure,
             code=code_fingerprint("plots"),
-        run:
-            run_task(
-                nuclei3d.plots.plot_job,
-                rule,
-                log,
-                figure=params.figure,
-                tables=list(input),
-                output=output[0],
-            )
+        conda:
+            ENV
+        script:
+            "../../scripts/plot.py"

@@ -1,28 +1,26 @@
-# One job per stack, or per batch of stacks (`stacks_per_job`; common.smk: Unit).
-for unit in UNITS:
+# Every per-stack stage: one rule per batch of stacks (common.smk: BATCHES), all
+# running scripts/stage.py; `group` puts a batch's stages into one SLURM job.
+for batch in BATCHES:
 
     rule:
         """Resample a stack to isotropic voxels of resample.target_voxel_size_um."""
         name:
-            unit.rule("resample")
+            f"resample_{batch}"
         input:
-            image=unit.images(),
+            image=batch_images(batch),
         output:
-            unit.paths("resampled.tif"),
+            batch_paths(batch, "resampled.tif"),
         log:
-            unit.log("resample"),
+            batch_log("resample", batch),
+        group:
+            "stages"
         resources:
-            **STAGE_RESOURCES,
+            **stage_resources("resample"),
         params:
-            stacks=unit.each(resample_params),
+            stage="resample",
+            stacks=per_stack(batch, resample_params),
             code=code_fingerprint("resample", "io", "formats", "slabs"),
-        run:
-            run_job(
-                nuclei3d.resample.run_stage,
-                rule,
-                input,
-                output,
-                params,
-                log,
-                config,
-            )
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT

@@ -1,21 +1,24 @@
-for unit in UNITS:
+for batch in BATCHES:
 
     rule:
-        """Label nuclei with Voronoi-Otsu labeling."""
+        """Voronoi-Otsu labeling (segment.spot_sigma_um, segment.outline_sigma_um)."""
         name:
-            unit.rule("segment")
+            f"segment_{batch}"
         input:
-            background=unit.paths("background.tif"),
+            background=batch_paths(batch, "background.tif"),
         output:
-            unit.paths("labels.tif"),
+            batch_paths(batch, "labels.tif"),
         log:
-            unit.log("segment"),
+            batch_log("segment", batch),
+        group:
+            "stages"
         resources:
-            **STAGE_RESOURCES,
+            **stage_resources("segment"),
         params:
-            stacks=unit.each(stack_params(**config["segment"])),
+            stage="segment",
+            stacks=per_stack(batch, stack_params(**config["segment"])),
             code=code_fingerprint("segment", "io"),
-        run:
-            run_job(
-                nuclei3d.segment.run_stage, rule, input, output, params, log, config
-            )
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT

@@ -7,6 +7,8 @@ wildcard_constraints:
 
 
 rule sweep_resample:
+    group:
+        "stages"
     input:
         image=lambda w: image_of(w.sample),
     output:
@@ -14,20 +16,23 @@ rule sweep_resample:
     log:
         sweep_log(RESAMPLED, "resample"),
     resources:
-        **STAGE_RESOURCES,
+        **stage_resources("resample"),
     params:
+        stage="resample",
         stacks=swept_params(
             RESAMPLED,
             lambda s, values: resample_params(s, values["target_voxel_size_um"]),
         ),
         code=code_fingerprint("resample", "io", "formats", "slabs"),
-    run:
-        run_job(
-            nuclei3d.resample.run_stage, rule, input, output, params, log, config
-        )
+    conda:
+        ENV
+    script:
+        STAGE_SCRIPT
 
 
 rule sweep_equalize:
+    group:
+        "stages"
     input:
         resampled=swept(RESAMPLED, "resampled.tif"),
     output:
@@ -36,20 +41,23 @@ rule sweep_equalize:
     log:
         sweep_log(EQUALIZED, "equalize"),
     resources:
-        **STAGE_RESOURCES,
+        **stage_resources("equalize"),
     params:
+        stage="equalize",
         stacks=swept_params(
             EQUALIZED,
             lambda s, values: dict(sample=s, enabled=bool(values["equalize"])),
         ),
         code=code_fingerprint("equalize", "io"),
-    run:
-        run_job(
-            nuclei3d.equalize.run_stage, rule, input, output, params, log, config
-        )
+    conda:
+        ENV
+    script:
+        STAGE_SCRIPT
 
 
 rule sweep_background:
+    group:
+        "stages"
     input:
         equalized=swept(EQUALIZED, "equalized.tif"),
     output:
@@ -57,19 +65,22 @@ rule sweep_background:
     log:
         sweep_log(BACKGROUND, "background"),
     resources:
-        **STAGE_RESOURCES,
+        **stage_resources("background"),
     params:
+        stage="background",
         stacks=swept_params(
             BACKGROUND, lambda s, values: dict(sample=s, radius_um=values["radius_um"])
         ),
         code=code_fingerprint("background", "io"),
-    run:
-        run_job(
-            nuclei3d.background.run_stage, rule, input, output, params, log, config
-        )
+    conda:
+        ENV
+    script:
+        STAGE_SCRIPT
 
 
 rule sweep_segment:
+    group:
+        "stages"
     input:
         background=swept(BACKGROUND, "background.tif"),
     output:
@@ -77,8 +88,9 @@ rule sweep_segment:
     log:
         sweep_log(LABELLED, "segment"),
     resources:
-        **STAGE_RESOURCES,
+        **stage_resources("segment"),
     params:
+        stage="segment",
         stacks=swept_params(
             LABELLED,
             lambda s, values: dict(
@@ -88,13 +100,13 @@ rule sweep_segment:
             ),
         ),
         code=code_fingerprint("segment", "io"),
-    run:
-        run_job(
-            nuclei3d.segment.run_stage, rule, input, output, params, log, config
-        )
+    conda:
+        ENV
+    script:
+        STAGE_SCRIPT
 
 
-use rule validate as sweep_validate with:
+rule sweep_validate:
     input:
         labels=swept(LABELLED, "labels.tif"),
         truth=ground_truth_of,
@@ -102,10 +114,22 @@ use rule validate as sweep_validate with:
         swept(LABELLED, "validation.csv"),
     log:
         sweep_log(LABELLED, "validate"),
-
+    group:
+        "stages"
+    resources:
+        **stage_resources("validate", gpu=False),
+    params:
+        stage="validate",
+        stacks=lambda w: [dict(sample=w.sample)],
+        code=code_fingerprint("validate", "io"),
+    conda:
+        ENV
+    script:
+        STAGE_SCRIPT
 
 rule rank_sweep:
     """Rank the parameter sets by mean F1 over the annotated stacks."""
+    localrule: True
     input:
         [
             swept(LABELLED, "validation.csv").format(sample=sample, **combination)
@@ -124,7 +148,7 @@ rule rank_sweep:
     benchmark:
         f"{SWEEP}/benchmarks/rank_sweep.tsv"
     conda:
-        "../../envs/nuclei3d.yaml"
+        ENV
     params:
         combinations=[
             combination

@@ -1,30 +1,39 @@
-rule validate:
-    """Score a stack's labels against its ground truth (IoU 0.5 and 0.75)."""
-    input:
-        labels=result("labels.tif"),
-        truth=ground_truth_of,
-    output:
-        result("validation.csv"),
-    log:
-        log_path("validate"),
-    params:
-        stacks=lambda wildcards: [dict(sample=wildcards.sample)],
-        code=code_fingerprint("validate", "io"),
-    run:
-        run_job(
-            nuclei3d.validate.run_stage,
-            rule,
-            input,
-            output,
-            params,
-            log,
-            config,
-            gpu=False,
-        )
+# Stacks with ground truth, by batch: each batch's validation is one job.
+ANNOTATED_BATCHES = {
+    batch: [sample for sample in members if sample in ANNOTATED]
+    for batch, members in BATCHES.items()
+    if any(sample in ANNOTATED for sample in members)
+}
 
+for batch, members in ANNOTATED_BATCHES.items():
+
+    rule:
+        """Score a stack's labels against its ground truth (IoU 0.5 and 0.75)."""
+        name:
+            f"validate_{batch}"
+        input:
+            labels=[f"{RESULTS}/{sample}/labels.tif" for sample in members],
+            truth=[samples.at[sample, "ground_truth"] for sample in members],
+        output:
+            [f"{RESULTS}/{sample}/validation.csv" for sample in members],
+        log:
+            batch_log("validate", batch),
+        group:
+            "stages"
+        resources:
+            **stage_resources("validate", gpu=False),
+        params:
+            stage="validate",
+            stacks=[dict(sample=sample) for sample in members],
+            code=code_fingerprint("validate", "io"),
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT
 
 rule collect_validation:
     """Validation scores of every annotated stack in one table."""
+    localrule: True
     input:
         expand(result("validation.csv"), sample=ANNOTATED),
     output:
@@ -35,11 +44,7 @@ rule collect_validation:
         ),
     log:
         f"{RESULTS}/logs/collect_validation.log",
-    run:
-        run_task(
-            nuclei3d.validate.collect_job,
-            rule,
-            log,
-            tables=list(input),
-            output=output[0],
-        )
+    conda:
+        ENV
+    script:
+        "../../scripts/collect_validation.py"
