@@ -16,7 +16,7 @@ CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
         ({"equalize": {"enabled": "false"}}, {"enabled": False}),
         ({"default_voxel_size_um": "[1.0, 0.2, 0.2]"}, [1.0, 0.2, 0.2]),
         ({"default_voxel_size_um": "null"}, None),
-        ({"stacks_per_job": "16"}, 16),
+        ({"batches": "16"}, 16),
         (
             {"sweep": {"segment": {"spot_sigma_um": "[2, 3]"}}},
             {"segment": {"spot_sigma_um": [2, 3]}},

@@ -257,51 +257,6 @@ def test_project_kernels_are_kept_per_thread(opencl_device):
     assert elsewhere[0].function_name == first.function_name == "row_sums"
 
 
-def test_images_come_from_a_memory_pool_that_reuses_and_frees(opencl_device):
-    """pyclesperanto's new images reuse a dropped image's buffer, until freed."""
-    import gc
-
-    import pyclesperanto_prototype as cle
-    import pyopencl.tools
-
-    from nuclei3d.device import free_pooled_memory, memory_pool
-
-    pool = memory_pool(cle.get_device().queue)
-    image = cle.create((7, 9, 11), np.float32)
-    assert isinstance(image.base_data, pyopencl.tools.PooledBuffer)
-    address = image.base_data.int_ptr
-    del image
-    gc.collect()
-    assert pool.held_blocks >= 1
-    assert cle.create((7, 9, 11), np.float32).base_data.int_ptr == address
-    gc.collect()
-    free_pooled_memory(cle.get_device().context)
-    assert pool.held_blocks == 0
-
-
-def test_a_job_gives_its_pooled_memory_back(tmp_path):
-    """Between two stacks no buffer stays held (DeviceLease frees the pool)."""
-    import pyclesperanto_prototype as cle
-
-    from nuclei3d.device import memory_pool
-    from nuclei3d.job import DeviceLease
-
-    config = {
-        "device": os.environ.get("NUCLEI3D_TEST_DEVICE", ""),
-        "gpu_lock_dir": "",
-        "kernel_cache_dir": str(tmp_path / "cache"),
-    }
-    with DeviceLease(config, logging.getLogger("test")) as lease:
-        blurred = cle.gaussian_blur(
-            cle.push(np.ones((5, 6, 7), np.float32)), None, 1, 1, 1
-        )
-        pool = memory_pool(cle.get_device().queue)
-        del blurred
-        assert pool.held_blocks >= 1  # the blur's temporary images
-    assert pool.held_blocks == 0
-    lease.release()
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32])
 def test_push_float32_converts_like_cle_copy(opencl_device, dtype):
     import pyclesperanto_prototype as cle

@@ -326,9 +326,16 @@ def batch_images(batch):
 
 def stage_resources(stage, *, gpu=True):
     """Resources of a stage's rules (one per batch, `<stage>_<batch>`): a GPU for
-    an OpenCL stage, and whatever `--set-resources` (a profile) gives `<stage>`."""
+    an OpenCL stage, and what `--set-resources` (a profile) gives `<stage>`, as
+    written there (`raw`; whole numbers as int)."""
     given = workflow.resource_settings.overwrite_resources.get(stage, {})
-    return {**({"gpu": 1} if gpu else {}), **given}
+    return {
+        **({"gpu": 1} if gpu else {}),
+        **{
+            name: int(resource.raw) if str(resource.raw).isdigit() else resource.raw
+            for name, resource in given.items()
+        },
+    }
 
 
 def stack_params(**values):
