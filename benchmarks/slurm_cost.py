@@ -45,9 +45,7 @@ def workdir(path, samples, demo=None):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["device"] = "pocl"
     (path / "config/config.yaml").write_text(yaml.safe_dump(config))
-    rows = ["sample\timage"] + [
-        f"{s}\tresources/demo/{s}/image.tif" for s in samples
-    ]
+    rows = ["sample\timage"] + [f"{s}\tresources/demo/{s}/image.tif" for s in samples]
     (path / "config/samples.tsv").write_text("\n".join(rows) + "\n")
     if demo is not None:
         shutil.copytree(demo, path / "resources")
@@ -112,16 +110,18 @@ def main(argv=None):
     local_core_s = local_wall * args.cores
     result = {
         "stacks": args.stacks,
-        "batches": yaml.safe_load((REPO / "config/config.yaml").read_text())[
-            "batches"
-        ],
+        "batches": yaml.safe_load((REPO / "config/config.yaml").read_text())["batches"],
         "local": {"wall_s": local_wall, "core_s": local_core_s},
         "slurm": {
             "wall_s": slurm_wall,
             "jobs": len(jobs),
             "allocated_core_s": allocated,
             "per_job": [
-                {"rule": j["Comment"], "run_s": seconds(j["RunTime"]), "cpus": j["NumCPUs"]}
+                {
+                    "rule": j["Comment"],
+                    "run_s": seconds(j["RunTime"]),
+                    "cpus": j["NumCPUs"],
+                }
                 for j in jobs
             ],
         },
@@ -130,7 +130,10 @@ def main(argv=None):
     print(f"{args.stacks} stacks, batches: {result['batches']}")
     print("| run | wall | SLURM jobs | allocated core-seconds |")
     print("|---|---|---|---|")
-    print(f"| local `--cores {args.cores}` | {local_wall:.1f} s | – | ({local_core_s:.0f}) |")
+    print(
+        f"| local `--cores {args.cores}` | {local_wall:.1f} s | – "
+        f"| ({local_core_s:.0f}) |"
+    )
     print(
         f"| `--profile profiles/slurm` | {slurm_wall:.1f} s | {len(jobs)} | "
         f"{allocated:.0f} ({result['ratio']:.2f}× local) |"

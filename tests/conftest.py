@@ -81,17 +81,44 @@ def run_snakemake(workdir, *args, check=True, snakefile=REPO / "Snakefile", env=
     return process
 
 
+STAGE_RULES = re.compile(
+    r"^(resample|equalize|background|segment|overlay|measure|validate|ome_zarr)_"
+)
+
+
 def planned_jobs(workdir, *args, snakefile=REPO / "Snakefile"):
-    """(rule, sample) of every job a dry run plans; sample is '' without one."""
+    """(rule, sample) of every job a dry run plans; sample is '' without one.
+
+    A stage rule runs a batch (`segment_<batch>`): it counts as (stage, sample)
+    for each stack whose outputs it writes.
+    """
     process = run_snakemake(workdir, "--dry-run", *args, snakefile=snakefile)
     jobs = set()
     text = process.stdout + process.stderr
-    for block in re.split(r"\n(?=\[.*\]\n|(?:local)?rule \w+:)", text):
-        rule = re.search(r"^(?:local)?rule (\w+):", block, re.MULTILINE)
-        if rule:
-            wildcards = re.search(r"wildcards: .*?(?:sample|stack)=([^,\s]+)", block)
-            jobs.add((rule.group(1), wildcards.group(1) if wildcards else ""))
+    for block in re.split(r"\n(?=\s*\[.*\]\n|\s*(?:local)?rule [\w.-]+:)", text):
+        rule = re.search(r"^\s*(?:local)?rule ([\w.-]+):", block, re.MULTILINE)
+        if not rule:
+            continue
+        stage = STAGE_RULES.match(rule.group(1))
+        if stage:
+            output = re.search(r"^\s+output: (.*)$", block, re.MULTILINE).group(1)
+            for sample in set(re.findall(r"results/([^/,\s]+)/", output)):
+                jobs.add((stage.group(1), sample))
+            continue
+        wildcards = re.search(r"wildcards: .*?(?:sample|stack)=([^,\s]+)", block)
+        jobs.add((rule.group(1), wildcards.group(1) if wildcards else ""))
     return jobs
+
+
+def stack_log(results, stage, sample):
+    """The log of the `stage` job that ran `sample` (a job logs its stacks on its
+    second line: `<n> stack(s): a, b, ...`)."""
+    for log in sorted((Path(results) / "logs" / stage).glob("*.log")):
+        text = log.read_text()
+        listed = re.search(r"\d+ stack\(s\): (.*)$", text, re.MULTILINE)
+        if listed and sample in listed.group(1).split(", "):
+            return text
+    raise FileNotFoundError(f"no {stage} log lists {sample} in {results}/logs")
 
 
 def make_workdir(path, samples=("stack_a", "stack_b"), **overrides):

@@ -1,5 +1,4 @@
 import logging
-import os
 import signal
 import subprocess
 import sys

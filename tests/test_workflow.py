@@ -14,6 +14,7 @@ import tifffile
 import yaml
 
 from nuclei3d import io
+from nuclei3d.batches import batch_of
 from nuclei3d.measure import COLUMNS, SUMMARY_COLUMNS
 
 from .conftest import (
@@ -25,6 +26,7 @@ from .conftest import (
     make_workdir,
     planned_jobs,
     run_snakemake,
+    stack_log,
     write_sheet,
 )
 
@@ -89,7 +91,7 @@ def test_writes_every_output_under_results(finished_run):
         sheet = iio.imread(results / sample / "overlay" / "contact_sheet.png")
         assert sheet.shape[1] > 2 * 540 and 540 < sheet.shape[0] < 2 * 540
         for stage in STAGES:
-            log = (results / "logs" / stage / f"{sample}.log").read_text()
+            log = stack_log(results, stage, sample)
             assert re.search(r"job ends after [0-9.]+ s", log), stage
     assert not list(results.rglob("*.part"))  # no temporary files left behind
 
@@ -125,7 +127,7 @@ def test_labels_and_tables_agree(finished_run):
 def test_logs_name_the_opencl_device(finished_run):
     _, workdir = finished_run
     for stage in GPU_STAGES:
-        text = (workdir / "results/logs" / stage / "stack_a.log").read_text()
+        text = stack_log(workdir / "results", stage, "stack_a")
         assert "OpenCL device" in text, stage
 
 
@@ -250,14 +252,19 @@ def test_library_change_reruns_that_stage_and_downstream(finished_run, module, r
     assert jobs == expected_reruns(reruns) | plots
 
 
-def test_adding_a_stack_runs_only_its_jobs(finished_run):
+def test_adding_a_stack_reruns_only_its_batch(finished_run):
+    """A stack's batch is a hash of its name: the new stack's batch reruns (its
+    stacks already there included), the other batches do not."""
     workflow, workdir = finished_run
     write_sheet(workdir, (*SAMPLES, "stack_c"))
     try:
         jobs = planned_jobs(workdir, snakefile=workflow / "Snakefile")
     finally:
         write_sheet(workdir, SAMPLES)
-    assert jobs == expected_reruns(STAGES, ["stack_c"]) | {("demo_stack", "stack_c")}
+    batches = yaml.safe_load((workdir / "config/config.yaml").read_text())["batches"]
+    mates = [s for s in SAMPLES if batch_of(s, batches) == batch_of("stack_c", batches)]
+    expected = expected_reruns(STAGES, ["stack_c", *mates])
+    assert jobs == expected | {("demo_stack", "stack_c")}
 
 
 def test_demo_config_plans_the_three_seed_sized_stacks(tmp_path):
@@ -353,58 +360,87 @@ def test_validation_scores_every_annotated_stack(finished_run):
     assert (table["n_true"] > 0).all()
 
 
-# -- stacks_per_job: one job runs a stage over a batch of stacks -------------------
+# -- batches: one job runs a stage over a batch of stacks ---------------------------
 
 
-def test_batches_give_the_same_per_stack_outputs_in_fewer_jobs(tmp_path, finished_run):
-    _, per_stack = finished_run
+def test_one_batch_gives_the_same_per_stack_outputs_in_fewer_jobs(
+    tmp_path, finished_run
+):
+    _, batched = finished_run
     samples = (*SAMPLES, "stack_c")
-    workdir = make_workdir(tmp_path, samples, stacks_per_job=2)
+    workdir = make_workdir(tmp_path, samples, batches=1)
     counts = job_counts(workdir)
-    for stage in STAGES:  # 3 stacks in batches of 2: [a, b], [c]
-        assert counts[f"{stage}_b00000"] == counts[f"{stage}_b00001"] == 1, stage
-        assert stage not in counts
-    assert counts["demo_stack"] == 3  # not a per-stack stage: one job per stack
+    for stage in STAGES:
+        assert counts[f"{stage}_batch0"] == 1, stage
+    assert counts["demo_stack"] == 3  # a local rule per stack: not a stage
     run_snakemake(workdir)
     for sample in SAMPLES:
         for name in ("labels.tif", "statistics.csv", "depth_profile.csv"):
             ours = (workdir / "results" / sample / name).read_bytes()
-            assert ours == (per_stack / "results" / sample / name).read_bytes(), name
-    log = (workdir / "results/logs/segment/b00000.log").read_text()
-    assert "rule segment_b00000, 2 stack(s)" in log
-    assert "stack_a: " in log and "stack_b: " in log
+            assert ours == (batched / "results" / sample / name).read_bytes(), name
+    log = (workdir / "results/logs/segment/batch0.log").read_text()
+    assert "3 stack(s): stack_a, stack_b, stack_c" in log
+    assert "stack_a: " in log and "stack_c: " in log
     summary = (workdir / "results/summary.csv").read_text()
     assert all(sample in summary for sample in samples)
     assert run_snakemake(workdir, "--dry-run").stdout.count("rule ") == 0
 
 
-def test_batch_rules_get_their_stages_set_resources(tmp_path):
-    workdir = make_workdir(tmp_path, ("stack_a", "stack_b"), stacks_per_job=2)
+def test_stage_rules_get_their_stages_set_resources(tmp_path):
+    workdir = make_workdir(tmp_path, ("stack_a", "stack_b"), batches=1)
     process = run_snakemake(
         workdir, "--dry-run", "--set-resources", "segment:mem_mb=1234"
     )
-    block = process.stdout.split("rule segment_b00000:")[1].split("\n\n")[0]
+    block = process.stdout.split("rule segment_batch0:")[1].split("\n\n")[0]
     assert "mem_mb=1234" in block
+    other = process.stdout.split("rule background_batch0:")[1].split("\n\n")[0]
+    assert "mem_mb=1234" not in other
 
 
-def test_a_bad_stack_fails_its_batch_and_names_its_file(tmp_path):
-    workdir = make_workdir(tmp_path, ("stack_a",), stacks_per_job=2)
+def test_a_bad_stack_fails_its_batch_once_then_runs_alone(tmp_path):
+    """A stack whose data is bad (NaN: only reading it shows) fails its batch's
+    job, which writes none of its outputs; the failure list names it and its
+    batch-mates, and the next run gives it a batch of its own and finishes the
+    others. An unreadable file runs alone from the start."""
+    workdir = make_workdir(tmp_path, ("stack_a",), batches=1)
+    nan = tmp_path / "nan.tif"
+    image = np.full((12, 40, 40), 5, np.float32)
+    image[3, 4, 5] = np.nan
+    io.write_stack(nan, image, (1.0, 0.2, 0.2))
     broken = tmp_path / "broken.tif"
     broken.write_bytes(b"not a tiff")
     write_sheet(
         workdir,
         ("stack_a",),
-        extra_rows=[
-            f"broken\t{broken}\t",
-            "stack_c\tresources/demo/stack_c/image.tif\t",
-        ],
+        extra_rows=[f"nan\t{nan}\t", f"broken\t{broken}\t"],
     )
+    counts = job_counts(workdir)
+    assert counts["resample_batch0"] == counts["resample_broken"] == 1
     process = run_snakemake(workdir, check=False)
     text = process.stdout + process.stderr
     assert process.returncode != 0
-    assert re.search(r"rule resample_b00000: 1 of 2 stack\(s\) failed", text)
-    assert str(broken) in text
-    # Its batch-mate's output went with the failed job; the other batch finished.
+    assert (
+        "nan.tif: holds 1 NaN"
+        in (workdir / "results/logs/resample/batch0.log").read_text()
+    )
+    assert "broken.tif" in (workdir / "results/logs/resample/broken.log").read_text()
+    assert "results/logs/resample/batch0.log" in text
     assert not (workdir / "results/stack_a/resampled.tif").exists()
-    assert (workdir / "results/stack_c/statistics.csv").is_file()
+    failed = pd.read_csv(
+        workdir / "results/failed_stacks.tsv", sep="\t", keep_default_na=False
+    )
+    reasons = dict(zip(failed["sample"], failed["reason"], strict=True))
+    assert reasons["stack_a"].startswith("lost with its batch: its job failed on nan")
+    assert "nan.tif: holds 1 NaN" in reasons["nan"]
+    assert "not a readable TIFF" in reasons["broken"]
+    # The next run: nan alone, stack_a finishes in its batch.
+    counts = job_counts(workdir)
+    assert counts["resample_nan"] == counts["resample_batch0"] == 1
+    process = run_snakemake(workdir, check=False)
+    assert process.returncode != 0
+    assert (workdir / "results/stack_a/statistics.csv").is_file()
+    failed = pd.read_csv(
+        workdir / "results/failed_stacks.tsv", sep="\t", keep_default_na=False
+    )
+    assert sorted(failed["sample"]) == ["broken", "nan"]
     assert not list((workdir / "results").rglob("*.part"))

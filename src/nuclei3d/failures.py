@@ -28,8 +28,8 @@ __all__ = [
 COLUMNS = ["sample", "stage", "reason", "log"]
 # Reason given for a stack whose batch's job failed on another stack.
 WITH_ITS_BATCH = "lost with its batch: its job failed on"
-_STACK_FAILED = re.compile(r" ERROR [\w.]+: stack (\S+) failed: (.*)")
-_ERROR = re.compile(r" ERROR [\w.]+: ")
+_STACK_FAILED = re.compile(r" ERROR \S+: stack (\S+) failed: (.*)")
+_ERROR = re.compile(r" ERROR \S+: ")
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
 
 

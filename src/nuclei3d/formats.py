@@ -259,6 +259,22 @@ class LayoutCache:
             tuple(entry["scenes"]), int(entry["timepoints"]), tuple(entry["channels"])
         )
 
+    def problem(self, path):
+        """Why the file cannot be read, from its header only; None if it can.
+
+        A missing file, a file bioio's reader cannot open, or a plain TIFF
+        tifffile cannot open (kept like layouts: each file is opened once).
+        """
+        if not os.path.exists(path):
+            return f"{path}: file not found"
+        key = f"problem:{Path(path).resolve()}"
+        stamp = self._stamp(path)
+        entry = self.entries.get(key)
+        if entry is None or entry["stamp"] != stamp:
+            entry = self.entries[key] = {"stamp": stamp, "problem": _problem(path)}
+            self.changed = True
+        return entry["problem"]
+
     def save(self):
         """Write the entries back, if any changed."""
         if not self.changed:
@@ -268,6 +284,23 @@ class LayoutCache:
         staging.write_text(json.dumps(self.entries))
         os.replace(staging, self.path)
         self.changed = False
+
+
+def _problem(path):
+    if is_bioio_file(path):
+        try:
+            describe(path)
+        except StackError as error:
+            return str(error)
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tif.series[0].shape  # noqa: B018 (reads the first series' header)
+    except Exception as error:
+        return f"{path}: not a readable TIFF ({type(error).__name__}: {error})"
+    return None
 
 
 def read_any(path, *, channel=None, scene=None, timepoint=None):

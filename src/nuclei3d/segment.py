@@ -174,8 +174,9 @@ def threshold_otsu(source, destination):
     maximum, histogram) and builds the histogram with one work item per image
     row. Here two launches of ``kernels/otsu_histogram.cl`` find the range and
     the histogram, both are read back once, and the threshold comes from
-    scikit-image's ``threshold_otsu`` of that histogram (the code cle copies). The counts are exact integers; cle adds its per-row counts in
-    float32, which is exact below 2**24 voxels in a bin.
+    scikit-image's ``threshold_otsu`` of that histogram (the code cle copies).
+    The counts are exact integers; cle adds its per-row counts in float32, which
+    is exact below 2**24 voxels in a bin.
 
     Parameters
     ----------

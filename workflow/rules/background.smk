@@ -12,13 +12,13 @@ for batch in BATCHES:
             batch_log("background", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("background"),
         params:
             stage="background",
             stacks=per_stack(batch, stack_params(**config["background"])),
             code=code_fingerprint("background", "io"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT

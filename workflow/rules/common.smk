@@ -101,9 +101,10 @@ def load_samples(path):
     unreadable = {
         row["sample"]
         for row in sheet.to_dict("records")
-        if layout_or_none(layouts, row["image"]) is None
-        and not row["image"].startswith("resources/demo/")
+        if not row["image"].startswith("resources/demo/")
+        and layouts.problem(row["image"]) is not None
     }
+    layouts.save()
     repeated = sheet["sample"][sheet["sample"].duplicated()].unique().tolist()
     if repeated:
         raise ValueError(f"{path}: sample names must be unique; repeated: {repeated}")
@@ -131,7 +132,7 @@ RESULTS = config["results"]
 # Every rule runs in this environment (`--sdm conda`); workflow/Containerfile
 # builds an image with the same pinned packages (`--sdm apptainer`).
 ENV = "../../envs/nuclei3d.yaml"
-# The one script of every stage rule (scripts/stage.py: nuclei3d.job).
+# The script every stage rule runs (scripts/stage.py, which calls nuclei3d.job).
 STAGE_SCRIPT = "../../scripts/stage.py"
 
 

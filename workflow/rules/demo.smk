@@ -1,7 +1,6 @@
+# Draw a synthetic blastocyst-like stack and its ground truth (no download),
+# on the host Snakemake runs on.
 rule demo_stack:
-    """Draw a synthetic blastocyst-like stack and its ground truth (no download),
-    on the host Snakemake runs on."""
-    localrule: True
     output:
         image="resources/demo/{stack}/image.tif",
         ground_truth="resources/demo/{stack}/ground_truth.tif",
@@ -9,6 +8,7 @@ rule demo_stack:
         "resources/demo/{stack}/demo_stack.log",
     benchmark:
         "resources/demo/{stack}/demo_stack.benchmark.tsv"
+    localrule: True
     conda:
         ENV
     params:

@@ -14,13 +14,13 @@ for batch in BATCHES:
             batch_log("equalize", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("equalize"),
         params:
             stage="equalize",
             stacks=per_stack(batch, stack_params(**config["equalize"])),
             code=code_fingerprint("equalize", "io"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT

@@ -13,20 +13,20 @@ for batch in BATCHES:
             batch_log("measure", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("measure", gpu=False),
         params:
             stage="measure",
             stacks=per_stack(batch, stack_params(parameter_set=PARAMETER_SET["id"])),
             code=code_fingerprint("measure", "io", "slabs"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT
 
+
+# All nuclei of the run in one table, and a per-stack summary.
 rule collect_statistics:
-    """All nuclei of the run in one table, and a per-stack summary."""
-    localrule: True
     input:
         expand(result("statistics.csv"), sample=samples.index),
     output:
@@ -42,10 +42,11 @@ rule collect_statistics:
         ),
     log:
         f"{RESULTS}/logs/collect_statistics.log",
+    localrule: True
+    conda:
+        ENV
     params:
         samples=samples.index.tolist(),
         code=code_fingerprint("measure"),
-    conda:
-        ENV
     script:
         "../../scripts/collect_statistics.py"

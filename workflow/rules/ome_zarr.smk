@@ -14,13 +14,13 @@ for batch in BATCHES:
             batch_log("ome_zarr", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("ome_zarr", gpu=False),
         params:
             stage="ome_zarr",
             stacks=per_stack(batch, stack_params()),
             code=code_fingerprint("ome_zarr", "io"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT

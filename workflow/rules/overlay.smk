@@ -22,13 +22,13 @@ for batch in BATCHES:
             batch_log("overlay", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("overlay"),
         params:
             stage="overlay",
             stacks=per_stack(batch, stack_params(**config["overlay"])),
             code=code_fingerprint("overlay", "io"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT

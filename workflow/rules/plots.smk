@@ -11,11 +11,10 @@ FIGURES = {
 
 for figure, (stem, figure_tables) in FIGURES.items():
 
+    # One figure of the run (nuclei per stack, volumes, intensity against depth).
     rule:
-        """One figure of the run (nuclei per stack, volumes, intensity against depth)."""
         name:
             f"plot_{figure}"
-        localrule: True
         input:
             figure_tables,
         output:
@@ -26,10 +25,11 @@ for figure, (stem, figure_tables) in FIGURES.items():
             ),
         log:
             f"{RESULTS}/logs/plot_{figure}.log",
+        localrule: True
+        conda:
+            ENV
         params:
             figure=figure,
             code=code_fingerprint("plots"),
-        conda:
-            ENV
         script:
             "../../scripts/plot.py"

@@ -14,13 +14,13 @@ for batch in BATCHES:
             batch_log("resample", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("resample"),
         params:
             stage="resample",
             stacks=per_stack(batch, resample_params),
             code=code_fingerprint("resample", "io", "formats", "slabs"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT

@@ -12,13 +12,13 @@ for batch in BATCHES:
             batch_log("segment", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("segment"),
         params:
             stage="segment",
             stacks=per_stack(batch, stack_params(**config["segment"])),
             code=code_fingerprint("segment", "io"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT

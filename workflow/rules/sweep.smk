@@ -7,14 +7,16 @@ wildcard_constraints:
 
 
 rule sweep_resample:
-    group:
-        "stages"
     input:
         image=lambda w: image_of(w.sample),
     output:
         swept(RESAMPLED, "resampled.tif"),
     log:
         sweep_log(RESAMPLED, "resample"),
+    group:
+        "stages"
+    conda:
+        ENV
     resources:
         **stage_resources("resample"),
     params:
@@ -24,15 +26,11 @@ rule sweep_resample:
             lambda s, values: resample_params(s, values["target_voxel_size_um"]),
         ),
         code=code_fingerprint("resample", "io", "formats", "slabs"),
-    conda:
-        ENV
     script:
         STAGE_SCRIPT
 
 
 rule sweep_equalize:
-    group:
-        "stages"
     input:
         resampled=swept(RESAMPLED, "resampled.tif"),
     output:
@@ -40,6 +38,10 @@ rule sweep_equalize:
         profile=swept(EQUALIZED, "depth_profile.csv"),
     log:
         sweep_log(EQUALIZED, "equalize"),
+    group:
+        "stages"
+    conda:
+        ENV
     resources:
         **stage_resources("equalize"),
     params:
@@ -49,21 +51,21 @@ rule sweep_equalize:
             lambda s, values: dict(sample=s, enabled=bool(values["equalize"])),
         ),
         code=code_fingerprint("equalize", "io"),
-    conda:
-        ENV
     script:
         STAGE_SCRIPT
 
 
 rule sweep_background:
-    group:
-        "stages"
     input:
         equalized=swept(EQUALIZED, "equalized.tif"),
     output:
         swept(BACKGROUND, "background.tif"),
     log:
         sweep_log(BACKGROUND, "background"),
+    group:
+        "stages"
+    conda:
+        ENV
     resources:
         **stage_resources("background"),
     params:
@@ -72,21 +74,21 @@ rule sweep_background:
             BACKGROUND, lambda s, values: dict(sample=s, radius_um=values["radius_um"])
         ),
         code=code_fingerprint("background", "io"),
-    conda:
-        ENV
     script:
         STAGE_SCRIPT
 
 
 rule sweep_segment:
-    group:
-        "stages"
     input:
         background=swept(BACKGROUND, "background.tif"),
     output:
         swept(LABELLED, "labels.tif"),
     log:
         sweep_log(LABELLED, "segment"),
+    group:
+        "stages"
+    conda:
+        ENV
     resources:
         **stage_resources("segment"),
     params:
@@ -100,8 +102,6 @@ rule sweep_segment:
             ),
         ),
         code=code_fingerprint("segment", "io"),
-    conda:
-        ENV
     script:
         STAGE_SCRIPT
 
@@ -116,20 +116,20 @@ rule sweep_validate:
         sweep_log(LABELLED, "validate"),
     group:
         "stages"
+    conda:
+        ENV
     resources:
         **stage_resources("validate", gpu=False),
     params:
         stage="validate",
         stacks=lambda w: [dict(sample=w.sample)],
         code=code_fingerprint("validate", "io"),
-    conda:
-        ENV
     script:
         STAGE_SCRIPT
 
+
+# Rank the parameter sets by mean F1 over the annotated stacks.
 rule rank_sweep:
-    """Rank the parameter sets by mean F1 over the annotated stacks."""
-    localrule: True
     input:
         [
             swept(LABELLED, "validation.csv").format(sample=sample, **combination)
@@ -147,6 +147,7 @@ rule rank_sweep:
         f"{SWEEP}/logs/rank_sweep.log",
     benchmark:
         f"{SWEEP}/benchmarks/rank_sweep.tsv"
+    localrule: True
     conda:
         ENV
     params:

@@ -20,20 +20,20 @@ for batch, members in ANNOTATED_BATCHES.items():
             batch_log("validate", batch),
         group:
             "stages"
+        conda:
+            ENV
         resources:
             **stage_resources("validate", gpu=False),
         params:
             stage="validate",
             stacks=[dict(sample=sample) for sample in members],
             code=code_fingerprint("validate", "io"),
-        conda:
-            ENV
         script:
             STAGE_SCRIPT
 
+
+# Validation scores of every annotated stack in one table.
 rule collect_validation:
-    """Validation scores of every annotated stack in one table."""
-    localrule: True
     input:
         expand(result("validation.csv"), sample=ANNOTATED),
     output:
@@ -44,6 +44,7 @@ rule collect_validation:
         ),
     log:
         f"{RESULTS}/logs/collect_validation.log",
+    localrule: True
     conda:
         ENV
     script:
