@@ -37,6 +37,18 @@ rule all:
         ),
 
 
+# One target per per-stack stage, named after it: that stage's outputs for every
+# stack, with what they need (`snakemake --cores N segment`).
+for stage, output in STAGE_OUTPUTS.items():
+
+    rule:
+        name:
+            stage
+        input:
+            expand(result(output), sample=samples.index),
+        localrule: True
+
+
 rule completed:
     """The per-stack outputs of every stack but those the last run lost
     (failed_stacks.tsv): `snakemake --report report.html completed`."""

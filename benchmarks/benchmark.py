@@ -19,9 +19,12 @@ processes on the same stacks:
    ``nuclei3d.overlay.overlay_images`` in one process, per stage (the device is
    synchronised before each clock read), also cold and warm.
 3. **workflow**: ``snakemake --cores P`` with the repo's Snakefile in a fresh
-   results folder over the N stacks, end to end (kernel cache warm: the one the
-   library run filled). Per-stage job times come from Snakemake's benchmark files.
-4. **skimage**: the same steps in scikit-image/SciPy
+   results folder over the N stacks, end to end, in ``--batches`` batches
+   (default P; kernel cache warm: the one the library run filled). Per-stage job
+   times come from the jobs' logs.
+4. **floor**: the same stage functions in P plain processes without Snakemake,
+   writing the same per-stack files (``benchmarks/floor.py``).
+5. **skimage**: the same steps in scikit-image/SciPy
    (``benchmarks/skimage_pipeline.py``), ``multiprocessing.Pool(P)``.
 
 ``--large`` adds one 172×1584×1572 stack, timed in one process each for the seed,
@@ -358,7 +361,7 @@ def library_command():
     return [sys.executable, Path(__file__).resolve(), "_library"]
 
 
-def write_workflow_dir(folder, stacks, *, kernel_cache, device, stacks_per_job=1):
+def write_workflow_dir(folder, stacks, *, kernel_cache, device, batches):
     """A run folder with the repo's config and a sheet listing `stacks`."""
     import yaml
 
@@ -370,7 +373,7 @@ def write_workflow_dir(folder, stacks, *, kernel_cache, device, stacks_per_job=1
         kernel_cache_dir=str(kernel_cache),
         gpu_lock_dir=str(folder / "gpu-locks"),
         device=device,
-        stacks_per_job=stacks_per_job,
+        batches=batches,
     )
     (folder / "config").mkdir(exist_ok=True)
     (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -416,18 +419,18 @@ def workflow_run(
     cores,
     kernel_cache,
     device,
-    stacks_per_job=1,
+    batches,
     extra_args=(),
     name=None,
 ):
-    folder = root / "runs" / (name or f"workflow-{stacks_per_job}")
+    folder = root / "runs" / (name or f"workflow-{batches}")
     shutil.rmtree(folder, ignore_errors=True)
     write_workflow_dir(
         folder,
         stacks,
         kernel_cache=kernel_cache,
         device=device,
-        stacks_per_job=stacks_per_job,
+        batches=batches,
     )
     started = time.time()
     process = run_timed(
@@ -493,7 +496,7 @@ def workflow_run(
         "wall_s": process["wall_s"],
         "max_rss_mb": process["max_rss_mb"],
         "cores": cores,
-        "stacks_per_job": stacks_per_job,
+        "batches": batches,
         "jobs": sum(v["jobs"] for v in per_stage.values()),
         "median_job_s": {k: v["median_s"] for k, v in per_stage.items()},
         "timeline_s": timeline(spans),
@@ -510,6 +513,38 @@ def workflow_run(
         "nuclei": nuclei,
         "device_log_line": device_line,
         "kernel_cache": str(kernel_cache),
+    }
+
+
+def floor_run(stacks, *, root, processes, kernel_cache, device):
+    """benchmarks/floor.py: the workflow's stages in plain processes, same files."""
+    out = root / "runs" / "floor"
+    shutil.rmtree(out, ignore_errors=True)
+    report = out / "timings.json"
+    process = run_timed(
+        [
+            sys.executable,
+            HERE / "floor.py",
+            *stacks,
+            "--processes",
+            processes,
+            "--out-dir",
+            out / "out",
+            "--device",
+            device,
+            "--kernel-cache",
+            kernel_cache,
+            "--json",
+            report,
+        ],
+        log=out / "log.txt",
+    )
+    result = json.loads(report.read_text())
+    return {
+        "wall_s": process["wall_s"],
+        "max_rss_mb": process["max_rss_mb"],
+        "processes": processes,
+        "median_stack_s": median(s for part in result["stack_s"] for s in part),
     }
 
 
@@ -616,8 +651,12 @@ def dry_run_scale(counts, *, root):
             except OSError:
                 shutil.copyfile(tiny, path)
             stacks.append(path)
-        write_workflow_dir(folder, stacks, kernel_cache=folder / "cache", device="")
-        row = {"stacks": count}
+        # About 100 stacks a batch, as README "Batches" suggests for a cluster.
+        batches = max(1, count // 100)
+        write_workflow_dir(
+            folder, stacks, kernel_cache=folder / "cache", device="", batches=batches
+        )
+        row = {"stacks": count, "batches": batches}
         for name, snakefile in (("workflow", REPO / "Snakefile"), ("bare", BARE)):
             log = folder / f"log-{name}.txt"
             command = snakemake_command(1, "--dry-run")
@@ -726,10 +765,8 @@ def ratios(report):
             "description": "wall time for all N stacks, whole command (process "
             "start to finish), divided by the seed loop's",
             "workflow/seed": ratio(workflow["wall_s"], seed["process_wall_s"]),
-            "workflow_batched/seed": ratio(
-                report.get("workflow_batched", {}).get("wall_s"),
-                seed["process_wall_s"],
-            ),
+            "workflow/floor": ratio(workflow["wall_s"], report["floor"]["wall_s"]),
+            "workflow/skimage": ratio(workflow["wall_s"], sk["process_wall_s"]),
             "skimage/seed": ratio(sk["process_wall_s"], seed["process_wall_s"]),
             "library/seed": ratio(library["process_wall_s"], seed["process_wall_s"]),
         },
@@ -758,18 +795,18 @@ def targets(report):
     if large:
         steps = large["library"]["steps_s"]
         rows.append(("large stack pipeline, s", steps.get("pipeline"), 0.100))
-    walls = [
-        report[name]["wall_s"]
-        for name in ("workflow", "workflow_batched")
-        if name in report
-    ]
-    best = ratio(min(walls), seed["process_wall_s"])
-    rows.append(("workflow wall / seed loop wall", best, 0.5))
+    wall = report["workflow"]["wall_s"]
+    rows.append(
+        ("workflow wall / seed loop wall", ratio(wall, seed["process_wall_s"]), 0.5)
+    )
+    rows.append(
+        ("workflow wall / floor wall", ratio(wall, report["floor"]["wall_s"]), 1.2)
+    )
     rows.append(
         (
-            "stretch: workflow wall / scikit-image wall",
-            ratio(min(walls), report["skimage"]["process_wall_s"]),
-            1.0,
+            "workflow wall / scikit-image wall",
+            ratio(wall, report["skimage"]["process_wall_s"]),
+            0.5,
         )
     )
     for row in report.get("dry_run") or []:
@@ -859,15 +896,11 @@ def print_report(report, file=sys.stdout):
             workflow["job_seconds_per_stack"],
             workflow["max_rss_mb"],
         ),
-        *(
-            (
-                f"  same, stacks_per_job {batched['stacks_per_job']}",
-                batched["wall_s"],
-                batched["job_seconds_per_stack"],
-                batched["max_rss_mb"],
-            )
-            for batched in [report.get("workflow_batched")]
-            if batched
+        (
+            f"floor: stages in {report['floor']['processes']} processes",
+            report["floor"]["wall_s"],
+            report["floor"]["median_stack_s"],
+            report["floor"]["max_rss_mb"],
         ),
         (
             f"scikit-image, Pool({sk['processes']})",
@@ -915,7 +948,7 @@ def print_report(report, file=sys.stdout):
     )
     if others:
         out("  other workflow jobs (median s): " + ", ".join(others))
-    for name in ("workflow", "workflow_batched"):
+    for name in ("workflow",):
         line = report.get(name, {}).get("timeline_s")
         if line:
             busy = ", ".join(f"{b:.1f}" for b in line["busy_per_process"])
@@ -1067,11 +1100,10 @@ def parse_args(argv):
         "timing; empty or 0 to skip (default: 1000,10000)",
     )
     parser.add_argument(
-        "--stacks-per-job",
+        "--batches",
         type=int,
         default=0,
-        help="stacks_per_job of the second workflow run (default: stacks / "
-        "processes, rounded up; 1 skips that run)",
+        help="config `batches` of the workflow run (default: --processes)",
     )
     parser.add_argument(
         "--device", default="", help="OpenCL device name pattern (default: as jobs)"
@@ -1170,22 +1202,24 @@ def main(argv=None):
         # matplotlib builds its font cache on its first use on a machine, once,
         # like the kernel cache: build it before timing the workflow's plot job.
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"])
-        batch = args.stacks_per_job or math.ceil(len(stacks) / args.processes)
-        for name, stacks_per_job in (("workflow", 1), ("workflow_batched", batch)):
-            if name == "workflow_batched" and batch == 1:
-                continue
-            progress(
-                f"workflow, snakemake --cores {args.processes}, "
-                f"stacks_per_job {stacks_per_job}"
-            )
-            report[name] = workflow_run(
-                stacks,
-                root=root,
-                cores=args.processes,
-                kernel_cache=caches["library"],
-                device=args.device,
-                stacks_per_job=stacks_per_job,
-            )
+        batches = args.batches or args.processes
+        progress(f"workflow, snakemake --cores {args.processes}, batches {batches}")
+        report["workflow"] = workflow_run(
+            stacks,
+            root=root,
+            cores=args.processes,
+            kernel_cache=caches["library"],
+            device=args.device,
+            batches=batches,
+        )
+        progress(f"floor: the stages in {args.processes} plain processes")
+        report["floor"] = floor_run(
+            stacks,
+            root=root,
+            processes=args.processes,
+            kernel_cache=caches["library"],
+            device=args.device,
+        )
         progress(f"scikit-image, Pool({args.processes})")
         report["skimage"] = skimage_run(stacks, root=root, processes=args.processes)
         report["ratios"] = ratios(report)

@@ -1,7 +1,11 @@
-"""One broken stack stops only itself, says what is wrong, and leaves nothing behind.
+"""A broken stack says what is wrong, leaves nothing behind, and loses nothing.
 
-One workflow run over a sheet that mixes good stacks with every kind of bad input
-(`--keep-going`, from the default profile).
+The workflow runs twice (the same command, `--keep-going` from the default
+profile) over a sheet that mixes good stacks with every kind of bad input, in
+the default batches. A file that cannot be opened runs in a batch of its own
+from the start; a stack whose data is bad fails its batch's job in the first
+run (the failure list names it, and its batch-mates as lost with it), and runs
+alone in the second, which finishes every good stack.
 """
 
 import os
@@ -87,14 +91,36 @@ def mixed_run(tmp_path_factory):
     header = "sample\timage\tchannel\tvoxel_size_z\tvoxel_size_y\tvoxel_size_x"
     lines = [header, *("\t".join(row) for row in rows)]
     (workdir / "config/samples.tsv").write_text("\n".join(lines) + "\n")
+    first = run_snakemake(workdir, check=False)
+    first_failed = pd.read_csv(
+        workdir / "results/failed_stacks.tsv",
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+    )
     process = run_snakemake(workdir, check=False)
-    return workdir, errors, process
+    return workdir, errors, process, first, first_failed
 
 
-def test_run_fails_but_good_stacks_finish(mixed_run):
-    workdir, _, process = mixed_run
+GOOD = ("odd_path", "rgb_channel_1", "all_zero")
+
+
+def test_the_first_run_names_every_stack_it_did_not_finish(mixed_run):
+    _, errors, _, first, failed = mixed_run
+    assert first.returncode != 0
+    reasons = dict(zip(failed["sample"], failed["reason"], strict=True))
+    for sample, error in errors.items():
+        assert error in reasons[sample], sample
+    for sample in GOOD:
+        assert sample not in reasons or reasons[sample].startswith(
+            "lost with its batch: its job failed on "
+        ), reasons[sample]
+
+
+def test_the_second_run_fails_but_every_good_stack_is_finished(mixed_run):
+    workdir, _, process, _, _ = mixed_run
     assert process.returncode != 0
-    for sample in ("odd_path", "rgb_channel_1", "all_zero"):
+    for sample in GOOD:
         assert (workdir / "results" / sample / "statistics.csv").is_file(), sample
         assert (workdir / "results" / sample / "overlay").is_dir(), sample
 
@@ -113,14 +139,14 @@ def test_run_fails_but_good_stacks_finish(mixed_run):
     ],
 )
 def test_each_bad_stack_gets_its_message_and_leaves_nothing(mixed_run, sample):
-    workdir, errors, _ = mixed_run
-    log = (workdir / "results/logs/resample" / f"{sample}.log").read_text()
+    workdir, errors, *_ = mixed_run
+    log = (workdir / "results/logs/resample" / f"{sample}.log").read_text()  # alone
     assert errors[sample] in log
     assert not (workdir / "results" / sample).exists(), "partial output left behind"
 
 
 def test_failed_stacks_are_listed_with_stage_reason_and_log(mixed_run):
-    workdir, errors, process = mixed_run
+    workdir, errors, process, *_ = mixed_run
     table = pd.read_csv(
         workdir / "results/failed_stacks.tsv",
         sep="\t",
@@ -143,8 +169,8 @@ def test_failed_stacks_are_listed_with_stage_reason_and_log(mixed_run):
 
 
 def test_the_runs_record_counts_its_failed_stacks(mixed_run):
-    workdir, errors, _ = mixed_run
-    (path,) = (workdir / "results/provenance").glob("*.yaml")
+    workdir, errors, *_ = mixed_run
+    path = sorted((workdir / "results/provenance").glob("*.yaml"))[-1]  # the second
     record = yaml.safe_load(path.read_text())
     assert record["status"] == "failed"
     assert record["failed_stacks"] == len(errors)
@@ -155,7 +181,7 @@ def test_a_run_without_failures_leaves_no_failure_list(tmp_path):
     workdir = make_workdir(tmp_path, ("s1",))
     (workdir / "results").mkdir()
     (workdir / "results/failed_stacks.tsv").write_text("sample\tstage\n")
-    run_snakemake(workdir, "--until", "resample")
+    run_snakemake(workdir, "resample")
     assert not (workdir / "results/failed_stacks.tsv").exists()
     (path,) = (workdir / "results/provenance").glob("*.yaml")
     record = yaml.safe_load(path.read_text())
@@ -169,7 +195,7 @@ def test_a_run_without_failures_leaves_no_failure_list(tmp_path):
 
 
 def test_all_zero_stack_gives_empty_tables_with_columns(mixed_run):
-    workdir, _, _ = mixed_run
+    workdir, *_ = mixed_run
     table = pd.read_csv(workdir / "results/all_zero/statistics.csv")
     assert table.empty and table.columns.tolist() == [*COLUMNS, "parameter_set"]
     labels, _ = io.read_stack(workdir / "results/all_zero/labels.tif")
@@ -177,14 +203,14 @@ def test_all_zero_stack_gives_empty_tables_with_columns(mixed_run):
 
 
 def test_channel_column_selects_the_channel(mixed_run):
-    workdir, _, _ = mixed_run
+    workdir, *_ = mixed_run
     odd = pd.read_csv(workdir / "results/odd_path/statistics.csv")
     rgb = pd.read_csv(workdir / "results/rgb_channel_1/statistics.csv")
     pd.testing.assert_frame_equal(odd, rgb)  # same image data, one channel of three
 
 
 def test_nothing_written_outside_results_and_logs(mixed_run):
-    workdir, _, _ = mixed_run
+    workdir, *_ = mixed_run
     top = {p.name for p in workdir.iterdir()}
     assert top <= {"config", "results", ".snakemake"}, top
 
@@ -203,7 +229,7 @@ def test_yaml_object_construction_is_refused(tmp_path):
 
 def test_too_large_for_the_device_is_a_clear_error(tmp_path):
     """PoCL limited to 1 GiB (256 MiB per buffer) stands in for a small GPU."""
-    workdir = make_workdir(tmp_path, (), device="pocl")
+    workdir = make_workdir(tmp_path, (), device="pocl", batches=0)
     big = tmp_path / "big.tif"
     # 1 µm voxels: resampling keeps the shape, so the device gets the whole stack
     io.write_stack(big, np.zeros((80, 1000, 1000), np.uint8), (1.0, 1.0, 1.0))
@@ -211,7 +237,7 @@ def test_too_large_for_the_device_is_a_clear_error(tmp_path):
     env = dict(os.environ, POCL_MEMORY_LIMIT="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     started = time.monotonic()
-    process = run_snakemake(workdir, "--until", "resample", check=False, env=env)
+    process = run_snakemake(workdir, "resample", check=False, env=env)
     assert process.returncode != 0
     assert time.monotonic() - started < 120
     log = (workdir / "results/logs/resample/big.log").read_text()
@@ -235,9 +261,9 @@ def completed_outputs(workdir):
 
 def test_sigkill_mid_stage_then_rerun_gives_a_clean_runs_outputs(tmp_path):
     samples = ("k1", "k2")
-    clean = make_workdir(tmp_path / "clean", samples)
+    clean = make_workdir(tmp_path / "clean", samples, batches=1)
     run_snakemake(clean)
-    killed = make_workdir(tmp_path / "killed", samples)
+    killed = make_workdir(tmp_path / "killed", samples, batches=1)
     command = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2"]
     run = subprocess.Popen(
         command,
@@ -246,7 +272,7 @@ def test_sigkill_mid_stage_then_rerun_gives_a_clean_runs_outputs(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    segment_log = killed / "results/logs/segment/k1.log"
+    segment_log = killed / "results/logs/segment/batch0.log"
     deadline = time.monotonic() + 300
     while not segment_log.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

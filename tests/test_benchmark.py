@@ -20,7 +20,7 @@ SECTIONS = (
     "seed",
     "library",
     "workflow",
-    "workflow_batched",
+    "floor",
     "skimage",
     "ratios",
     "dry_run",
@@ -39,8 +39,8 @@ ARGS = (
     "150",
     "--processes",
     "2",
-    "--stacks-per-job",
-    "2",
+    "--batches",
+    "1",
     "--dry-run-scale",
     "20",
     "--cold",
@@ -112,19 +112,22 @@ def test_in_process_runs_have_positive_times(report):
 def test_workflow_ran_every_job(report):
     workflow = report["workflow"]
     assert positive(workflow["wall_s"])
+    assert workflow["batches"] == 1
     stages = workflow["per_stage"]
     assert workflow["jobs"] == sum(v["jobs"] for v in stages.values())
     for stage in ("resample", "equalize", "background", "segment", "measure"):
-        assert stages[stage]["jobs"] == 2, stage  # one job per stack
+        assert stages[stage]["jobs"] == 1, stage  # both stacks, one job
     assert stages["collect_statistics"]["jobs"] == 1
     assert all(positive(v) for v in workflow["median_job_s"].values())
     # Same library, same device: the workflow finds what the library finds.
     assert workflow["nuclei"] == report["library"]["nuclei"]
-    batched = report["workflow_batched"]
-    assert batched["stacks_per_job"] == 2
-    assert batched["per_stage"]["segment"]["jobs"] == 1  # both stacks, one job
-    assert batched["nuclei"] == workflow["nuclei"]
-    assert all(v["median_used"] > 0 for v in workflow["device_s"].values())
+
+
+def test_the_floor_runs_the_stages_in_plain_processes(report):
+    floor = report["floor"]
+    assert floor["processes"] == 2
+    assert positive(floor["wall_s"]) and positive(floor["median_stack_s"])
+    assert positive(report["ratios"]["end_to_end"]["workflow/floor"])
 
 
 def test_targets_are_judged(report):
@@ -141,7 +144,8 @@ def test_ratios_and_dry_run(report):
             assert positive(values[key]), (kind, key)
     (dry_run,) = report["dry_run"]
     assert dry_run["stacks"] == 20
-    assert dry_run["jobs"] >= 20 * 6 + 2  # 6+ jobs per stack, run-wide ones
+    assert dry_run["batches"] == 1
+    assert dry_run["jobs"] >= 6 + 2  # 6 stage jobs a batch, run-wide ones
     assert positive(dry_run["wall_s"]) and positive(dry_run["max_rss_mb"])
     bare = dry_run["bare_layout"]  # the same sheet, six rules per stack, nothing else
     assert bare["jobs"] == 20 * 6 + 1

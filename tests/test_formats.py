@@ -15,7 +15,7 @@ from nuclei3d import io
 from nuclei3d.demo import make_demo_stack
 from nuclei3d.formats import LayoutCache, describe, expand_sheet, read, read_any
 
-from .conftest import make_workdir, run_snakemake
+from .conftest import make_workdir, run_snakemake, stack_log
 
 SHAPE = (30, 150, 150)
 VOXEL = (1.0, 0.202, 0.202)
@@ -247,7 +247,7 @@ def test_a_sheet_mixing_formats_runs_end_to_end(files, tmp_path):
         resampled, voxel = io.read_stack(results / sample / "resampled.tif")
         assert resampled.shape == (30, 30, 30), sample
         assert voxel == pytest.approx((1.0, 1.0, 1.0))
-    log = (results / "logs/resample/scenes_s01.log").read_text()
+    log = stack_log(results, "resample", "scenes_s01")
     assert "voxel (2.0, 0.404, 0.404) µm" in log
 
 

@@ -37,11 +37,13 @@ def device_intervals(log_dir):
 # `device: pocl` keeps PoCL's platforms; the best one's two devices remain
 # (the CPU's other runtimes count as the same device).
 STAND_IN_GPUS = {"device": "pocl"}
+# One stack per batch: a job per stack and stage.
+ALONE = {"batches": 0}
 
 
 def test_concurrent_jobs_each_take_a_device_of_their_own(tmp_path):
     """Two stand-in GPUs, two jobs at once."""
-    workdir = make_workdir(tmp_path, ("s1", "s2", "s3", "s4"), **STAND_IN_GPUS)
+    workdir = make_workdir(tmp_path, ("s1", "s2", "s3", "s4"), **STAND_IN_GPUS, **ALONE)
     edit_config(workdir, None, "gpu_lock_dir", str(tmp_path / "locks"))
     env = dict(os.environ, POCL_DEVICES="pthread pthread")
     env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -57,9 +59,9 @@ def test_concurrent_jobs_each_take_a_device_of_their_own(tmp_path):
 
 
 def test_scheduler_choice_wins_over_locks(tmp_path):
-    workdir = make_workdir(tmp_path, ("s1",), **STAND_IN_GPUS)
+    workdir = make_workdir(tmp_path, ("s1",), **STAND_IN_GPUS, **ALONE)
     env = dict(os.environ, POCL_DEVICES="pthread pthread", CUDA_VISIBLE_DEVICES="1")
-    run_snakemake(workdir, "--until", "resample", env=env)
+    run_snakemake(workdir, "resample", env=env)
     log = (workdir / "results/logs/resample/s1.log").read_text()
     assert "CUDA_VISIBLE_DEVICES=1 (device 1 of 2 OpenCL devices)" in log
 
@@ -68,20 +70,23 @@ ONE_JOB = """
 import sys
 from pathlib import Path
 import numpy as np
-from nuclei3d.kernel_cache import use_kernel_cache
+from nuclei3d.kernel_cache import build_lock, use_kernel_cache
 use_kernel_cache(sys.argv[1])
 from nuclei3d.device import select_device
 from nuclei3d.demo import make_demo_stack
 from nuclei3d.pipeline import run_pipeline
 select_device("pocl", cache_dir=sys.argv[1])
 image, _ = make_demo_stack(shape=(20, 100, 100), n_nuclei=4, seed=2)
-np.save(sys.argv[2], run_pipeline(image, (1.0, 0.202, 0.202))["labels"])
+with build_lock(sys.argv[1]):  # as a stage job runs its first stack
+    labels = run_pipeline(image, (1.0, 0.202, 0.202))["labels"]
+np.save(sys.argv[2], labels)
 """
 
 
 def test_sixteen_jobs_at_once_share_one_empty_kernel_cache(tmp_path):
-    """16 processes compile into one fresh cache on one device (PoCL's): all
-    succeed, agree. They share the probe's verdicts too."""
+    """16 processes compile into one fresh cache on one device (PoCL's), each
+    under the cache's build lock as a stage job's first stack: all succeed,
+    agree. They share the probe's verdicts too."""
     cache = tmp_path / "shared cache"
     env = dict(os.environ, POCL_DEVICES="pthread")
     env.pop("CUDA_VISIBLE_DEVICES", None)

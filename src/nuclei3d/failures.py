@@ -100,9 +100,10 @@ def failed_stacks(samples, stages, output_of, log_of):
             if not logs[log]:
                 break  # never ran: an earlier stage failed, or it was not asked for
             stacks, job, ended = logs[log]
-            reason = stacks.get(sample) or job
+            reason = stacks.get(sample)
             if reason is None and stacks:
                 reason = f"{WITH_ITS_BATCH} {', '.join(sorted(stacks))}; rerun"
+            reason = reason or job
             if reason is None:
                 if ended:
                     break  # ran and ended well: its output was removed since

@@ -113,8 +113,10 @@ def start_job(snakemake):
     Returns
     -------
     logging.Logger
-        Logger named after the rule.
+        Logger named after the rule. Its last line, when the process ends (also
+        after an error), is ``job ends after <s> s``.
     """
+    started = time.perf_counter()
     sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format=FORMAT, force=True
@@ -127,7 +129,9 @@ def start_job(snakemake):
         os.getpid(),
         os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
     )
-    atexit.register(log.info, "job process ends")
+    atexit.register(
+        lambda: log.info("job ends after %.3f s", time.perf_counter() - started)
+    )
     return log
 
 
@@ -210,8 +214,17 @@ def run_stage_job(snakemake):
         Its ``params.stage`` names the module ``nuclei3d.<stage>``; its
         ``params.stacks`` lists the stacks, as :func:`job_stacks` reads them.
     """
-    start = time.perf_counter()
     log = start_job(snakemake)
+    try:
+        _run_stage_job(snakemake, log)
+    except Exception:
+        # One record with the traceback: the failure list (nuclei3d.failures)
+        # reads its last line as the reason.
+        log.error("%s", traceback.format_exc())
+        raise SystemExit(1) from None
+
+
+def _run_stage_job(snakemake, log):
     stage = importlib.import_module(f"{__package__}.{snakemake.params.stage}")
     stacks = job_stacks(snakemake.input, snakemake.output, snakemake.params.stacks)
     log.info("%d stack(s): %s", len(stacks), ", ".join(s.name for s in stacks))
@@ -231,10 +244,7 @@ def run_stage_job(snakemake):
             cache_dir=cache,
         )
         lock = build_lock(cache)
-    try:
-        run_stacks(stage.run_stage, stacks, log, build_lock=lock)
-    finally:
-        log.info("job ends after %.3f s", time.perf_counter() - start)
+    run_stacks(stage.run_stage, stacks, log, build_lock=lock)
 
 
 def transform_stack(stack, buffers, compute):
