@@ -1,6 +1,8 @@
 # 3D nuclei segmentation of microscopy stacks with pyclesperanto-prototype.
 # Stages: resample -> equalize -> background -> segment -> overlay, measure.
 # See README.md; every config key is explained in config/README.md.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,31 +12,26 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/demo.smk"
-include: "workflow/rules/resample.smk"
-include: "workflow/rules/equalize.smk"
-include: "workflow/rules/background.smk"
-include: "workflow/rules/segment.smk"
-include: "workflow/rules/overlay.smk"
-include: "workflow/rules/ome_zarr.smk"
-include: "workflow/rules/measure.smk"
-include: "workflow/rules/validate.smk"
-include: "workflow/rules/plots.smk"
-include: "workflow/rules/sweep.smk"
+
+
+# Every other rule file: the stages (each adds its per-stack output to
+# STAGE_OUTPUTS), demo data, validation, figures, the sweep's ranking.
+for rules in sorted(Path(workflow.basedir, "workflow/rules").glob("*.smk")):
+    if rules.name != "common.smk":
+
+        include: rules
 
 
 rule all:
     input:
-        expand(result("overlay"), sample=samples.index),
+        [
+            expand(result(output), sample=samples.index)
+            for output in STAGE_OUTPUTS.values()
+        ],
         f"{RESULTS}/label_statistics.csv",
         f"{RESULTS}/summary.csv",
         [f"{RESULTS}/plots/{stem}.png" for stem, _ in FIGURES.values()],
         [f"{RESULTS}/validation.csv"] if ANNOTATED else [],
-        (
-            expand(result("segmentation.ome.zarr"), sample=samples.index)
-            if config["ome_zarr"]
-            else []
-        ),
 
 
 # One target per per-stack stage, named after it: that stage's outputs for every

@@ -282,20 +282,34 @@ def assert_gpu_job_requests(job, stages):
     assert minutes(job["TimeLimit"]) == stages * stage_runtime(), job
 
 
-def test_the_sweep_runs_in_gpu_jobs_with_the_stages_resources(runs):
-    """The sweep's stage jobs of the one annotated stack share their upstream
-    stages: one connected group, one SLURM job on the GPU partition."""
+def test_the_sweep_runs_the_stage_rules_with_their_resources(runs):
+    """The sweep's parameter sets share their upstream stages, so two segment
+    jobs may run at once: each stage job of the sweep is a SLURM job of its own,
+    with the resources of its stage; the ranking is a local rule."""
     run = runs["sweep"]
-    assert len(run.jobs) == 1, run.jobs
-    (job,) = run.jobs
     ranking = pd.read_csv(run.workdir / "results/sweep/ranking.csv")
     assert len(ranking) == 2
     assert "rank_sweep" in run.local_rules
-    ran = rules_run_by(job)
-    assert {"sweep_resample", "sweep_segment", "sweep_validate"} <= ran, ran
-    assert job["Partition"] == "gpu", job
-    assert job["TresPerJob"] == "gres:gpu:1", job
-    assert job["NumCPUs"] == "1", job
+    ran = sorted(rule for job in run.jobs for rule in rules_run_by(job))
+    assert ran == sorted(
+        [
+            "resample_sweep0",
+            "equalize_sweep0",
+            "background_sweep0",
+            "segment_sweep0",
+            "segment_sweep1",
+            "validate_sweep0",
+            "validate_sweep1",
+        ]
+    )
+    for job in run.jobs:
+        assert job["Partition"] == "gpu", job
+        assert job["NumCPUs"] == "1", job
+        (rule,) = rules_run_by(job)
+        if rule.startswith("validate"):
+            assert job["JOB_GRES"] == "(null)", job  # no GPU
+        else:
+            assert job["TresPerJob"] == "gres:gpu:1", job
 
 
 def test_a_finished_run_has_nothing_left_to_do(runs, env):

@@ -71,14 +71,20 @@ def job_failures(text):
 
 
 def failed_stacks(samples, stages, output_of, log_of):
-    """The first failed stage of each stack whose outputs are missing.
+    """Why each stack whose outputs are missing is missing them.
+
+    A stage counts when its output is missing and its job log says why: a reason
+    for this stack, another stack of the batch that failed the job, an error that
+    stopped the whole job, or no end line (killed). Where several stages' logs
+    say why (an earlier run's failure at a later stage, say), the newest log is
+    the one that counts: the stages' order does not matter.
 
     Parameters
     ----------
     samples : iterable of str
         The run's stacks.
-    stages : list of str
-        Per-stack stages in their order.
+    stages : iterable of str
+        Per-stack stages, in any order.
     output_of, log_of : callable
         ``(stage, sample) -> path`` of the stage's output and job log.
 
@@ -90,28 +96,34 @@ def failed_stacks(samples, stages, output_of, log_of):
     """
     rows, logs = [], {}
     for sample in samples:
+        found = []
         for stage in stages:
             if Path(output_of(stage, sample)).exists():
                 continue
             log = Path(log_of(stage, sample))
             if log not in logs:
                 text = log.read_text() if log.exists() else None
-                logs[log] = text and (*job_failures(text), " job ends after " in text)
+                logs[log] = text and (
+                    *job_failures(text),
+                    " job ends after " in text,
+                    log.stat().st_mtime_ns,
+                )
             if not logs[log]:
-                break  # never ran: an earlier stage failed, or it was not asked for
-            stacks, job, ended = logs[log]
+                continue  # never ran: an earlier stage failed, or not asked for
+            stacks, job, ended, written = logs[log]
             reason = stacks.get(sample)
             if reason is None and stacks:
                 reason = f"{WITH_ITS_BATCH} {', '.join(sorted(stacks))}; rerun"
             reason = reason or job
-            if reason is None:
-                if ended:
-                    break  # ran and ended well: its output was removed since
+            if reason is None and not ended:
                 reason = "the job ended before it finished (killed, or it crashed)"
+            if reason is not None:  # else: it ended well, its output removed since
+                found.append((written, stage, reason, log))
+        if found:
+            _, stage, reason, log = max(found, key=lambda row: row[0])
             rows.append(
                 {"sample": sample, "stage": stage, "reason": reason, "log": str(log)}
             )
-            break
     return rows
 
 
@@ -210,6 +222,6 @@ def failed_samples(failed_list, *, own_failure=False):
     if not Path(failed_list).exists():
         return set()
     table = pd.read_csv(failed_list, sep="\t", dtype=str, keep_default_na=False)
-    if own_failure:
+    if own_failure and "reason" in table:
         table = table[~table["reason"].str.startswith(WITH_ITS_BATCH)]
     return set(table["sample"])

@@ -1,24 +1,27 @@
-for batch in BATCHES:
+STAGE_OUTPUTS["background"] = "background.tif"
+
+
+for unit in units("background"):
 
     rule:
         """Subtract the background with a box top-hat of background.radius_um."""
         name:
-            f"background_{batch}"
+            unit.rule("background")
         input:
-            equalized=batch_paths(batch, "equalized.tif"),
+            equalized=unit.files("equalize", "equalized.tif"),
         output:
-            batch_paths(batch, "background.tif"),
+            unit.files("background", "background.tif"),
         log:
-            batch_log("background", batch),
+            unit.log("background"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("background"),
         params:
             stage="background",
-            stacks=per_stack(batch, stack_params(**config["background"])),
+            stacks=unit.stacks("background"),
             code=code_fingerprint("background", "io"),
         script:
             STAGE_SCRIPT

@@ -11,7 +11,7 @@ import yaml
 from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import Paramspace, validate
+from snakemake.utils import validate
 
 # The stage library lives in src/. This process imports it for code fingerprints;
 # jobs (scripts, in conda envs, on cluster nodes, which parse this file again)
@@ -145,10 +145,6 @@ def result(name):
     return f"{RESULTS}/{{sample}}/{name}"
 
 
-def log_path(stage):
-    return f"{RESULTS}/logs/{stage}/{{sample}}.log"
-
-
 def image_path(sample):
     return samples.at[sample, "image"]
 
@@ -164,10 +160,6 @@ def image_of(sample):
     if os.path.exists(path) or path.startswith("resources/demo/"):
         return [path]
     return []
-
-
-def ground_truth_of(wildcards):
-    return samples.at[wildcards.sample, "ground_truth"]
 
 
 def sheet_value(sample, column):
@@ -238,16 +230,10 @@ onerror:
         )
 
 
-# The per-stack stages in order, each with its output: a run that lost stacks
-# lists them, with the stage and the reason, in failed_stacks.tsv.
-STAGE_OUTPUTS = {
-    "resample": "resampled.tif",
-    "equalize": "equalized.tif",
-    "background": "background.tif",
-    "segment": "labels.tif",
-    "measure": "statistics.csv",
-    "overlay": "overlay",
-}
+# Each per-stack stage's output, filled in by the stage's rule file. The target
+# `all` and the stage's own target ask for it for every stack, and a run that
+# lost stacks lists them, with the stage and the reason, in failed_stacks.tsv.
+STAGE_OUTPUTS = {}
 FAILED_STACKS = f"{RESULTS}/failed_stacks.tsv"
 
 
@@ -286,11 +272,12 @@ def update_failed_stacks():
     A stack is lost while a stage's output is missing and its job log says why, so
     a later run that leaves it out (`completed`, `--until`) keeps it listed.
     """
+    unit_of = {sample: unit for unit in units(None) for sample in unit.samples}
     rows = failed_stacks(
         samples.index,
         list(STAGE_OUTPUTS),
         lambda stage, sample: f"{RESULTS}/{sample}/{STAGE_OUTPUTS[stage]}",
-        lambda stage, sample: batch_log(stage, BATCH_OF[sample]),
+        lambda stage, sample: unit_of[sample].log(stage),
     )
     write_failed_stacks(FAILED_STACKS, rows)
     return len(rows)
@@ -303,26 +290,6 @@ def update_failed_stacks():
 BATCHES = make_batches(
     samples.index, config["batches"], alone=UNREADABLE | FAILED_ON_THEIR_OWN
 )
-BATCH_OF = {sample: batch for batch, members in BATCHES.items() for sample in members}
-
-
-def batch_paths(batch, name):
-    """Per-stack files `{results}/<sample>/<name>` of the batch's stacks."""
-    return [f"{RESULTS}/{sample}/{name}" for sample in BATCHES[batch]]
-
-
-def batch_log(stage, batch):
-    return f"{RESULTS}/logs/{stage}/{batch}.log"
-
-
-def per_stack(batch, function):
-    """`[function(sample) for each stack of the batch]`, for params and inputs."""
-    return [function(sample) for sample in BATCHES[batch]]
-
-
-def batch_images(batch):
-    """The batch's existing (or demo) raw stacks, as inputs (see `image_of`)."""
-    return [path for sample in BATCHES[batch] for path in image_of(sample)]
 
 
 def stage_resources(stage, *, gpu=True):
@@ -339,56 +306,114 @@ def stage_resources(stage, *, gpu=True):
     }
 
 
-def stack_params(**values):
-    """Per-stack params: `sample` and the stage's (same for every stack) values.
-
-    The values go in name order: Snakemake compares params as written, and the
-    order of a config section's keys depends on how it was given (a file, or
-    `--config section='{...}'`), not on what it says.
-    """
-    return lambda sample: dict(sample=sample, **dict(sorted(values.items())))
-
-
-# Parameter sweep (rules in sweep.smk): the combinations and, per stage, the
-# Paramspace of the parameters up to that stage, which names its folders.
-SWEEP = f"{RESULTS}/sweep"
-COMBINATIONS = sweep_combinations(config)
-SWEPT_COLUMNS = [column for _, _, column in SWEPT]
-
-
-def stage_space(count):
-    """Paramspace of the first `count` swept parameters."""
-    columns = SWEPT_COLUMNS[:count]
-    return Paramspace(COMBINATIONS[columns].drop_duplicates())
-
-
-RESAMPLED, EQUALIZED, BACKGROUND = stage_space(1), stage_space(2), stage_space(3)
-LABELLED = stage_space(5)
-
-
-def swept(space, name):
-    return f"{SWEEP}/{space.wildcard_pattern}/{{sample}}/{name}"
-
-
-def sweep_log(space, stage):
-    return f"{SWEEP}/{space.wildcard_pattern}/logs/{stage}/{{sample}}.log"
-
-
-def resample_params(sample, target_voxel_size_um=None):
-    """What resampling one stack needs: its file, channel and voxel sizes."""
+def sheet_params(sample):
+    """What resampling a stack needs from the sheet: its file, channel, scene,
+    time point and voxel size (and the config's default voxel size)."""
     return dict(
-        sample=sample,
         image=image_path(sample),
         channel=sheet_value(sample, "channel"),
         scene=sheet_value(sample, "scene"),
         timepoint=sheet_value(sample, "timepoint"),
         voxel_size_um=sheet_voxel_size(sample),
         default_voxel_size_um=config["default_voxel_size_um"],
-        target_voxel_size_um=target_voxel_size_um
-        or config["resample"]["target_voxel_size_um"],
     )
 
 
-def swept_params(space, function):
-    """Params of a swept stage: its stack's dict with this combination's values."""
-    return lambda w: [function(w.sample, space.instance(w))]
+class Unit:
+    """The stacks one stage job runs, where it reads and writes, and the values
+    of its parameters: one rule per stage and unit (`<stage>_<unit name>`).
+
+    A batch of the run reads and writes `{results}/<sample>/`. A parameter set of
+    the sweep runs the annotated stacks in `{results}/sweep/<the swept parameters
+    up to that stage>/<sample>/`, so that parameter sets which agree up to a stage
+    share its outputs; its values override the config's sections.
+    """
+
+    def __init__(self, name, members, *, folders=None, values=None, group="stages"):
+        self.name, self.samples = name, list(members)
+        self.folders = folders or {}  # stage -> folder; RESULTS where not given
+        self.values = values or {}  # config section -> {key: value}
+        # One SLURM job runs a batch's stages in order (profiles/slurm). The
+        # sweep's units share upstream stages, so several of its GPU stages may
+        # run at once: each is a job of its own.
+        self.group = group
+
+    def rule(self, stage):
+        return f"{stage}_{self.name}"
+
+    def files(self, stage, name):
+        """`<stage's folder>/<sample>/<name>` of each stack: the stage's own
+        outputs, or what it reads from an earlier stage."""
+        folder = self.folders.get(stage, RESULTS)
+        return [f"{folder}/{sample}/{name}" for sample in self.samples]
+
+    def log(self, stage):
+        return f"{self.folders.get(stage, RESULTS)}/logs/{stage}/{self.name}.log"
+
+    def images(self):
+        """The existing (or demo) raw stacks, as inputs (see `image_of`)."""
+        return [path for sample in self.samples for path in image_of(sample)]
+
+    def stacks(self, section, each=None, **fixed):
+        """`params.stacks`: per stack, `sample`, `each(sample)`, and the config
+        section's values (None: no section; the unit's values override them) plus
+        `fixed`, in name order:
+        Snakemake compares params as written, and a section's key order depends
+        on how it was given (a file, or `--config section='{...}'`)."""
+        values = {**config.get(section, {}), **self.values.get(section, {}), **fixed}
+        return [
+            dict(sample=s, **(each(s) if each else {}), **dict(sorted(values.items())))
+            for s in self.samples
+        ]
+
+
+def units(stage):
+    """The units of a stage's rules: the run's batches (for `validate`, their
+    annotated stacks), and the sweep's parameter sets where it sweeps the stage."""
+    batches = [Unit(batch, members) for batch, members in BATCHES.items()]
+    if stage == "validate":
+        batches = [
+            Unit(unit.name, [s for s in unit.samples if s in ANNOTATED])
+            for unit in batches
+            if any(s in ANNOTATED for s in unit.samples)
+        ]
+    return batches + SWEEP_UNITS.get(stage, [])
+
+
+# Parameter sweep (`snakemake sweep`): every combination of the values under
+# `sweep:` in the config, on the annotated stacks, in folders named by the swept
+# parameters up to each stage (how many of nuclei3d.sweep.SWEPT each stage has).
+SWEEP = f"{RESULTS}/sweep"
+COMBINATIONS = sweep_combinations(config).to_dict("records")
+SWEPT_UP_TO = {"resample": 1, "equalize": 2, "background": 3, "segment": 5}
+SWEPT_UP_TO["validate"] = SWEPT_UP_TO["segment"]
+
+
+def sweep_folder(combination, stage):
+    parameters = [column for _, _, column in SWEPT][: SWEPT_UP_TO[stage]]
+    return os.path.join(SWEEP, *(f"{p}~{combination[p]}" for p in parameters))
+
+
+def sweep_values(combination):
+    values = {}
+    for section, key, column in SWEPT:
+        values.setdefault(section, {})[key] = combination[column]
+    return values
+
+
+SWEEP_UNITS = {
+    stage: [
+        Unit(
+            f"sweep{i}",
+            ANNOTATED,
+            folders={s: sweep_folder(combination, s) for s in SWEPT_UP_TO},
+            values=sweep_values(combination),
+            group=None,
+        )
+        for i, combination in enumerate(
+            {sweep_folder(c, stage): c for c in COMBINATIONS}.values()
+        )
+    ]
+    for stage in SWEPT_UP_TO
+    if ANNOTATED
+}

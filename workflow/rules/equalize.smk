@@ -1,26 +1,29 @@
-for batch in BATCHES:
+STAGE_OUTPUTS["equalize"] = "equalized.tif"
+
+
+for unit in units("equalize"):
 
     rule:
         """Scale every z slice so its mean equals the stack mean (depth decay); write
         the slice means before and after (for the intensity-depth plot)."""
         name:
-            f"equalize_{batch}"
+            unit.rule("equalize")
         input:
-            resampled=batch_paths(batch, "resampled.tif"),
+            resampled=unit.files("resample", "resampled.tif"),
         output:
-            equalized=batch_paths(batch, "equalized.tif"),
-            profile=batch_paths(batch, "depth_profile.csv"),
+            equalized=unit.files("equalize", "equalized.tif"),
+            profile=unit.files("equalize", "depth_profile.csv"),
         log:
-            batch_log("equalize", batch),
+            unit.log("equalize"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("equalize"),
         params:
             stage="equalize",
-            stacks=per_stack(batch, stack_params(**config["equalize"])),
+            stacks=unit.stacks("equalize"),
             code=code_fingerprint("equalize", "io"),
         script:
             STAGE_SCRIPT

@@ -1,25 +1,28 @@
-for batch in BATCHES:
+STAGE_OUTPUTS["measure"] = "statistics.csv"
+
+
+for unit in units("measure"):
 
     rule:
         """Per-nucleus statistics of one stack (positions and sizes in µm), on the CPU."""
         name:
-            f"measure_{batch}"
+            unit.rule("measure")
         input:
-            labels=batch_paths(batch, "labels.tif"),
-            intensity=batch_paths(batch, "resampled.tif"),
+            labels=unit.files("segment", "labels.tif"),
+            intensity=unit.files("resample", "resampled.tif"),
         output:
-            batch_paths(batch, "statistics.csv"),
+            unit.files("measure", "statistics.csv"),
         log:
-            batch_log("measure", batch),
+            unit.log("measure"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("measure", gpu=False),
         params:
             stage="measure",
-            stacks=per_stack(batch, stack_params(parameter_set=PARAMETER_SET["id"])),
+            stacks=unit.stacks(None, parameter_set=PARAMETER_SET["id"]),
             code=code_fingerprint("measure", "io", "slabs"),
         script:
             STAGE_SCRIPT

@@ -1,26 +1,33 @@
-# Only where config `ome_zarr: true` (rule all asks for it then).
-for batch in BATCHES:
+# Only where config `ome_zarr: true`.
+if config["ome_zarr"]:
+    STAGE_OUTPUTS["ome_zarr"] = "segmentation.ome.zarr"
+
+
+for unit in units("ome_zarr"):
 
     rule:
         """The resampled stack and its labels as one OME-Zarr (NGFF labels/), on the CPU."""
         name:
-            f"ome_zarr_{batch}"
+            unit.rule("ome_zarr")
         input:
-            intensity=batch_paths(batch, "resampled.tif"),
-            labels=batch_paths(batch, "labels.tif"),
+            intensity=unit.files("resample", "resampled.tif"),
+            labels=unit.files("segment", "labels.tif"),
         output:
-            [directory(path) for path in batch_paths(batch, "segmentation.ome.zarr")],
+            [
+                directory(path)
+                for path in unit.files("ome_zarr", "segmentation.ome.zarr")
+            ],
         log:
-            batch_log("ome_zarr", batch),
+            unit.log("ome_zarr"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("ome_zarr", gpu=False),
         params:
             stage="ome_zarr",
-            stacks=per_stack(batch, stack_params()),
+            stacks=unit.stacks(None),
             code=code_fingerprint("ome_zarr", "io"),
         script:
             STAGE_SCRIPT

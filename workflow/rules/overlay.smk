@@ -1,12 +1,15 @@
-for batch in BATCHES:
+STAGE_OUTPUTS["overlay"] = "overlay"
+
+
+for unit in units("overlay"):
 
     rule:
         """PNGs for a person: outlines over intensity every n z slices, projections."""
         name:
-            f"overlay_{batch}"
+            unit.rule("overlay")
         input:
-            intensity=batch_paths(batch, "resampled.tif"),
-            labels=batch_paths(batch, "labels.tif"),
+            intensity=unit.files("resample", "resampled.tif"),
+            labels=unit.files("segment", "labels.tif"),
         output:
             [
                 report(
@@ -16,19 +19,19 @@ for batch in BATCHES:
                     category="Overlays",
                     subcategory=sample,
                 )
-                for path, sample in zip(batch_paths(batch, "overlay"), BATCHES[batch])
+                for path, sample in zip(unit.files("overlay", "overlay"), unit.samples)
             ],
         log:
-            batch_log("overlay", batch),
+            unit.log("overlay"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("overlay"),
         params:
             stage="overlay",
-            stacks=per_stack(batch, stack_params(**config["overlay"])),
+            stacks=unit.stacks("overlay"),
             code=code_fingerprint("overlay", "io"),
         script:
             STAGE_SCRIPT

@@ -1,26 +1,29 @@
-# Every per-stack stage: one rule per batch of stacks (common.smk: BATCHES), all
-# running scripts/stage.py; `group` puts a batch's stages into one SLURM job.
-for batch in BATCHES:
+# Every per-stack stage: one rule per unit (a batch of the run, or a parameter
+# set of the sweep: common.smk, `units`), all running scripts/stage.py.
+STAGE_OUTPUTS["resample"] = "resampled.tif"
+
+
+for unit in units("resample"):
 
     rule:
         """Resample a stack to isotropic voxels of resample.target_voxel_size_um."""
         name:
-            f"resample_{batch}"
+            unit.rule("resample")
         input:
-            image=batch_images(batch),
+            image=unit.images(),
         output:
-            batch_paths(batch, "resampled.tif"),
+            unit.files("resample", "resampled.tif"),
         log:
-            batch_log("resample", batch),
+            unit.log("resample"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("resample"),
         params:
             stage="resample",
-            stacks=per_stack(batch, resample_params),
+            stacks=unit.stacks("resample", each=sheet_params),
             code=code_fingerprint("resample", "io", "formats", "slabs"),
         script:
             STAGE_SCRIPT

@@ -1,24 +1,27 @@
-for batch in BATCHES:
+STAGE_OUTPUTS["segment"] = "labels.tif"
+
+
+for unit in units("segment"):
 
     rule:
         """Voronoi-Otsu labeling (segment.spot_sigma_um, segment.outline_sigma_um)."""
         name:
-            f"segment_{batch}"
+            unit.rule("segment")
         input:
-            background=batch_paths(batch, "background.tif"),
+            background=unit.files("background", "background.tif"),
         output:
-            batch_paths(batch, "labels.tif"),
+            unit.files("segment", "labels.tif"),
         log:
-            batch_log("segment", batch),
+            unit.log("segment"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("segment"),
         params:
             stage="segment",
-            stacks=per_stack(batch, stack_params(**config["segment"])),
+            stacks=unit.stacks("segment"),
             code=code_fingerprint("segment", "io"),
         script:
             STAGE_SCRIPT

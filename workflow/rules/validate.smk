@@ -1,32 +1,25 @@
-# Stacks with ground truth, by batch: each batch's validation is one job.
-ANNOTATED_BATCHES = {
-    batch: [sample for sample in members if sample in ANNOTATED]
-    for batch, members in BATCHES.items()
-    if any(sample in ANNOTATED for sample in members)
-}
-
-for batch, members in ANNOTATED_BATCHES.items():
+for unit in units("validate"):
 
     rule:
         """Score a stack's labels against its ground truth (IoU 0.5 and 0.75)."""
         name:
-            f"validate_{batch}"
+            unit.rule("validate")
         input:
-            labels=[f"{RESULTS}/{sample}/labels.tif" for sample in members],
-            truth=[samples.at[sample, "ground_truth"] for sample in members],
+            labels=unit.files("segment", "labels.tif"),
+            truth=[samples.at[sample, "ground_truth"] for sample in unit.samples],
         output:
-            [f"{RESULTS}/{sample}/validation.csv" for sample in members],
+            unit.files("validate", "validation.csv"),
         log:
-            batch_log("validate", batch),
+            unit.log("validate"),
         group:
-            "stages"
+            unit.group
         conda:
             ENV
         resources:
             **stage_resources("validate", gpu=False),
         params:
             stage="validate",
-            stacks=[dict(sample=sample) for sample in members],
+            stacks=unit.stacks(None),
             code=code_fingerprint("validate", "io"),
         script:
             STAGE_SCRIPT
