@@ -14,6 +14,13 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 
 
+# The image `--sdm apptainer` runs every rule in (config `container`, built from
+# envs/nuclei3d.def); every rule also has `conda:` (`--sdm conda`).
+if config["container"]:
+
+    container: config["container"]
+
+
 # Every other rule file: the stages (each adds its per-stack output to
 # STAGE_OUTPUTS), demo data, validation, figures, the sweep's ranking.
 for rules in sorted(Path(workflow.basedir, "workflow/rules").glob("*.smk")):

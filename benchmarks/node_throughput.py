@@ -1,0 +1,174 @@
+"""Throughput of one node: the workflow beside its floor, scikit-image and the seed.
+
+    python benchmarks/node_throughput.py [--stacks 1024] [--small 64]
+        [--processes 16] [--batches 16 32] [--out FILE.json]
+
+Draws ``--small`` demo-like stacks (86×396×393 uint8, ``nuclei3d.demo``; not
+timed) and copies them, under new names, up to ``--stacks`` files. Then, side by
+side in one run on the same files:
+
+- ``--small`` stacks: the seed notebook's loop in one process
+  (``benchmarks/seed_loop.py``) and the workflow (``snakemake --cores P``,
+  ``batches`` the first of ``--batches``);
+- ``--stacks`` stacks: the floor (the workflow's stage functions in P plain
+  processes writing the same files: ``benchmarks/floor.py``), the workflow with
+  each ``--batches`` value, and scikit-image's same steps in ``Pool(P)``.
+
+Every figure is the wall time of the whole command. The kernel cache is warmed
+first by the seed's and the floor's own first stacks (the workflow's runs find
+it filled, as a second run on a node does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from benchmark import (  # noqa: E402
+    DEMO_SHAPE,
+    cle_runs,
+    floor_run,
+    machine_info,
+    make_stacks,
+    seed_command,
+    skimage_run,
+    workflow_run,
+)
+
+
+def draw(args):
+    folder, first, count = args
+    return make_stacks(folder, count, DEMO_SHAPE, first_seed=first)[0]
+
+
+def stacks_for(root, small, total, processes):
+    """`small` drawn stacks, copied under new names up to `total` files."""
+    per = -(-small // processes)
+    with ProcessPoolExecutor(processes) as pool:
+        parts = pool.map(
+            draw,
+            [
+                (root / f"draw{i}", i * per, min(per, small - i * per))
+                for i in range(processes)
+                if i * per < small
+            ],
+        )
+    drawn = [path for part in parts for path in part]
+    paths = []
+    for i in range(total):
+        path = root / "stacks" / f"s{i:05d}" / "image.tif"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(drawn[i % len(drawn)], path)
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stacks", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=64)
+    parser.add_argument("--processes", type=int, default=16)
+    parser.add_argument("--batches", type=int, nargs="+", default=[16])
+    parser.add_argument("--device", default="")
+    parser.add_argument("--skip-skimage", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="node-throughput-"))
+    cache = root / "kernels"
+    report = {
+        "machine": machine_info(),
+        "settings": vars(args) | {"out": str(args.out)},
+    }
+    started = time.perf_counter()
+    stacks = stacks_for(root, args.small, args.stacks, args.processes)
+    report["drawing_s"] = time.perf_counter() - started
+    small = stacks[: args.small]
+    p = args.processes
+
+    def note(name, value):
+        report[name] = value
+        wall = value.get("wall_s", value.get("process_wall_s"))
+        print(
+            f"{name}: {wall:.2f} s",
+            flush=True,
+        )
+
+    note(
+        f"seed_{args.small}",
+        cle_runs(
+            "seed",
+            seed_command(),
+            small,
+            root=root,
+            cache=cache,
+            device=args.device,
+            cold=False,
+        ),
+    )
+    note(
+        f"workflow_{args.small}",
+        workflow_run(
+            small,
+            root=root,
+            cores=p,
+            kernel_cache=cache,
+            device=args.device,
+            batches=args.batches[0],
+            name=f"workflow-{args.small}",
+        ),
+    )
+    note(
+        f"floor_{args.stacks}",
+        floor_run(
+            stacks, root=root, processes=p, kernel_cache=cache, device=args.device
+        ),
+    )
+    for batches in args.batches:
+        note(
+            f"workflow_{args.stacks}_batches_{batches}",
+            workflow_run(
+                stacks,
+                root=root,
+                cores=p,
+                kernel_cache=cache,
+                device=args.device,
+                batches=batches,
+                name=f"workflow-{args.stacks}-{batches}",
+            ),
+        )
+    if not args.skip_skimage:
+        note(f"skimage_{args.stacks}", skimage_run(stacks, root=root, processes=p))
+    seed = report[f"seed_{args.small}"]["process_wall_s"]
+    floor = report[f"floor_{args.stacks}"]["wall_s"]
+    print(
+        f"\n{args.small} stacks: workflow / seed loop = "
+        f"{report[f'workflow_{args.small}']['wall_s'] / seed:.2f}"
+    )
+    for batches in args.batches:
+        wall = report[f"workflow_{args.stacks}_batches_{batches}"]["wall_s"]
+        line = (
+            f"{args.stacks} stacks, batches {batches}: "
+            f"workflow / floor = {wall / floor:.2f}"
+        )
+        if not args.skip_skimage:
+            skimage = report[f"skimage_{args.stacks}"]["process_wall_s"]
+            line += f", workflow / scikit-image = {wall / skimage:.2f}"
+        print(line)
+    report["benchmark_wall_s"] = time.perf_counter() - started
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
