@@ -102,7 +102,7 @@ def slice_sums_gpu(stack):
     from .device import project_kernel
 
     depth, height, width = stack.shape
-    rows = cle.create((height, depth), np.float32)  # pooled, like every image
+    rows = cle.create((height, depth), np.float32)
     sums = cle.create((1, depth), np.float32)
     project_kernel(stack.context, GPU_KERNELS, "row_sums")(
         stack.queue, (depth, height), None, stack.data, rows.data, np.int32(width)

@@ -7,7 +7,9 @@ a GPU node or in a SLURM allocation alike), which calls :func:`run_stage_job`:
 2. the stage's module, ``nuclei3d.<params.stage>``, is imported, and with it
    only what that stage uses;
 3. a stage that runs OpenCL kernels (its module's ``OPENCL``) gets its kernel
-   cache and device (:func:`nuclei3d.device.select_device`);
+   cache and device (:func:`nuclei3d.device.select_device`), and builds its
+   programs on its first stack, one process at a time into a new cache
+   (:func:`nuclei3d.kernel_cache.first_build`);
 4. ``run_stage(stack, log)`` runs on each stack of the job's batch. A stack that
    fails is logged with its file and the others still run; the job then fails
    naming every failed stack.
@@ -182,7 +184,8 @@ def run_stacks(run_stage, stacks, log, *, build_lock=None):
     stacks : list of Stack
     log : logging.Logger
     build_lock : context manager, optional
-        Held while the first stack runs (it builds the stage's OpenCL programs).
+        Entered while the first stack runs (it builds the stage's OpenCL
+        programs): :func:`nuclei3d.kernel_cache.first_build`.
 
     Raises
     ------
@@ -231,19 +234,21 @@ def _run_stage_job(snakemake, log):
     lock = None
     if getattr(stage, "OPENCL", False):
         from .device import select_device
-        from .kernel_cache import build_lock, use_kernel_cache
+        from .kernel_cache import first_build, use_kernel_cache
 
         config = snakemake.config
         cache = node_path(config["kernel_cache_dir"])
         use_kernel_cache(cache)
         log.info("OpenCL kernel cache: %s", cache)
         lock_dir = config.get("gpu_lock_dir")
-        select_device(
+        device = select_device(
             config.get("device", ""),
             lock_dir=node_path(lock_dir) if lock_dir else None,
             cache_dir=cache,
         )
-        lock = build_lock(cache)
+        lock = first_build(
+            cache, f"{stage.__name__} {device.platform} {device.name} {device.driver}"
+        )
     run_stacks(stage.run_stage, stacks, log, build_lock=lock)
 
 

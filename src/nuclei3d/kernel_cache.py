@@ -10,19 +10,22 @@ Why a lock: 16 processes compiling the same programs at once into one empty PoCL
 cache made 2 to 5 of them fail with ``BUILD_PROGRAM_FAILURE`` on this project's
 CI machine (PoCL reads another process' half-written cache entry); with builds
 serialised, none failed (``tests/test_gpu_sharing.py``). A job holds the lock
-while it runs its first stack, which builds every program the stage uses; from
-a warm cache that takes milliseconds. The lock is an ``flock``, which the OS drops
-when its process ends, so a killed job never leaves a stale lock behind.
+while it runs its first stack, which builds every program the stage uses, until
+that stage has once built on that device into the cache (:func:`first_build`);
+after that, jobs start without waiting for each other. The lock is an ``flock``,
+which the OS drops when its process ends, so a killed job never leaves a stale
+lock behind.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CACHE_VARIABLES", "build_lock", "use_kernel_cache"]
+__all__ = ["CACHE_VARIABLES", "build_lock", "first_build", "use_kernel_cache"]
 
 CACHE_VARIABLES = {
     "XDG_CACHE_HOME": "xdg",  # pyopencl and pytools
@@ -59,3 +62,25 @@ def build_lock(folder):
     with open(Path(folder) / "build.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released on close, or process death
         yield
+
+
+@contextmanager
+def first_build(folder, key):
+    """:func:`build_lock` until the programs of `key` were once built in `folder`.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder given to :func:`use_kernel_cache`.
+    key : str
+        What builds: a stage on a device and driver. Marked as built when the
+        first block that held the lock for it ends without an error.
+    """
+    marker = Path(folder) / "built" / hashlib.sha256(key.encode()).hexdigest()[:32]
+    if marker.exists():
+        yield
+        return
+    with build_lock(folder):
+        yield
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
