@@ -264,8 +264,10 @@ def test_jobs_get_pythonpath_to_src(runs, cluster):
 
 def stage_runtime():
     """Per-stage `runtime` (min) of the stages in profiles/slurm."""
-    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    return {profile["set-resources"][stage]["runtime"] for stage in STAGES}.pop()
+    resources = yaml.safe_load((PROFILE / "config.yaml").read_text())["set-resources"]
+    return {
+        resources[kind]["runtime"] for kind in ("opencl_stages", "cpu_stages")
+    }.pop()
 
 
 def minutes(time_limit):

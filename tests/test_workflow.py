@@ -388,15 +388,27 @@ def test_one_batch_gives_the_same_per_stack_outputs_in_fewer_jobs(
     assert run_snakemake(workdir, "--dry-run").stdout.count("rule ") == 0
 
 
-def test_stage_rules_get_their_stages_set_resources(tmp_path):
+def test_stage_rules_get_their_kinds_and_their_stages_set_resources(tmp_path):
+    """`--set-resources` for `opencl_stages` / `cpu_stages` reaches every stage
+    rule of that kind, and a stage's own entry overrides it."""
     workdir = make_workdir(tmp_path, ("stack_a", "stack_b"), batches=1)
     process = run_snakemake(
-        workdir, "--dry-run", "--set-resources", "segment:mem_mb=1234"
+        workdir,
+        "--dry-run",
+        "--set-resources",
+        "opencl_stages:mem_mb=1111",
+        "cpu_stages:mem_mb=2222",
+        "segment:mem_mb=3333",
     )
-    block = process.stdout.split("rule segment_batch0:")[1].split("\n\n")[0]
-    assert "mem_mb=1234" in block
-    other = process.stdout.split("rule background_batch0:")[1].split("\n\n")[0]
-    assert "mem_mb=1234" not in other
+
+    def block(rule):
+        return process.stdout.split(f"rule {rule}:")[1].split("\n\n")[0]
+
+    assert "mem_mb=3333" in block("segment_batch0")
+    assert "mem_mb=1111" in block("background_batch0")
+    assert "gpu=1" in block("background_batch0")
+    assert "mem_mb=2222" in block("measure_batch0")
+    assert "gpu=" not in block("measure_batch0")
 
 
 def test_a_bad_stack_fails_its_batch_once_then_runs_alone(tmp_path):
@@ -446,3 +458,94 @@ def test_a_bad_stack_fails_its_batch_once_then_runs_alone(tmp_path):
     )
     assert sorted(failed["sample"]) == ["broken", "nan"]
     assert not list((workdir / "results").rglob("*.part"))
+
+
+# -- adding a stage ------------------------------------------------------------------
+
+NEW_STAGE = '''"""Stage smooth: a Gaussian blur of the background-subtracted stack."""
+
+OPENCL = True
+
+
+def run_stage(stack, log):
+    import pyclesperanto_prototype as cle
+
+    from .job import transform_stack
+
+    sigma = stack.params["sigma_um"]
+    transform_stack(
+        stack,
+        2,
+        lambda image, um: cle.pull(
+            cle.gaussian_blur(image, sigma_x=sigma / um, sigma_y=sigma / um,
+                              sigma_z=sigma / um)
+        ),
+    )
+'''
+
+NEW_RULE = """STAGE_OUTPUTS["smooth"] = "smoothed.tif"
+
+
+for unit in units("smooth"):
+
+    rule:
+        name:
+            unit.rule("smooth")
+        input:
+            background=unit.files("background", "background.tif"),
+        output:
+            unit.files("smooth", "smoothed.tif"),
+        log:
+            unit.log("smooth"),
+        group:
+            unit.group
+        resources:
+            **stage_resources("smooth"),
+        params:
+            stage="smooth",
+            stacks=unit.stacks("smooth"),
+            code=code_fingerprint("smooth", "io"),
+        conda:
+            ENV
+        script:
+            STAGE_SCRIPT
+"""
+
+NEW_SCHEMA = """  smooth:
+    type: object
+    additionalProperties: false
+    default: {sigma_um: 1.0}
+    properties:
+      sigma_um: {$ref: "#/definitions/positive"}
+"""
+
+
+def test_a_new_stage_takes_a_module_a_rule_file_and_a_schema_entry(tmp_path):
+    """Three files touched (the fourth place is its test: this one), nothing else:
+    the stage runs for every stack, in the run's batches, from the rule `all`,
+    its own target and `--set-resources` of its kind."""
+    workflow = copy_workflow(tmp_path / "code")
+    (workflow / "src/nuclei3d/smooth.py").write_text(NEW_STAGE)
+    (workflow / "workflow/rules/smooth.smk").write_text(NEW_RULE)
+    schema = workflow / "workflow/schemas/config.schema.yaml"
+    text = schema.read_text()
+    schema.write_text(text.replace("  overlay:\n", NEW_SCHEMA + "  overlay:\n", 1))
+    workdir = make_workdir(tmp_path / "run", SAMPLES, batches=1)
+    process = run_snakemake(workdir, "--dry-run", snakefile=workflow / "Snakefile")
+    for sample in SAMPLES:  # rule `all` asks for it
+        assert f"results/{sample}/smoothed.tif" in process.stdout
+    assert "rule smooth_batch0:" in process.stdout
+    process = run_snakemake(
+        workdir,
+        "--dry-run",
+        "--set-resources",
+        "opencl_stages:mem_mb=1234",
+        snakefile=workflow / "Snakefile",
+    )
+    block = process.stdout.split("rule smooth_batch0:")[1].split("\n\n")[0]
+    assert "mem_mb=1234" in block and "gpu=1" in block
+    run_snakemake(workdir, "smooth", snakefile=workflow / "Snakefile")
+    smoothed, voxel = io.read_stack(workdir / "results/stack_a/smoothed.tif")
+    background, _ = io.read_stack(workdir / "results/stack_a/background.tif")
+    assert smoothed.shape == background.shape and voxel == pytest.approx((1, 1, 1))
+    assert smoothed.std() < background.std()  # blurred

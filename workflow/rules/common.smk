@@ -293,17 +293,16 @@ BATCHES = make_batches(
 
 
 def stage_resources(stage, *, gpu=True):
-    """Resources of a stage's rules (one per batch, `<stage>_<batch>`): a GPU for
-    an OpenCL stage, and what `--set-resources` (a profile) gives `<stage>`, as
-    written there (`raw`; whole numbers as int)."""
-    given = workflow.resource_settings.overwrite_resources.get(stage, {})
-    return {
-        **({"gpu": 1} if gpu else {}),
-        **{
-            name: int(resource.raw) if str(resource.raw).isdigit() else resource.raw
-            for name, resource in given.items()
-        },
-    }
+    """Resources of a stage's rules (one per unit, `<stage>_<unit>`): a GPU for an
+    OpenCL stage, then what `--set-resources` (a profile) gives `opencl_stages` or
+    `cpu_stages`, then `<stage>`, as written there (whole numbers as int)."""
+    given = workflow.resource_settings.overwrite_resources
+    resources = {"gpu": 1} if gpu else {}
+    for name in ("opencl_stages" if gpu else "cpu_stages", stage):
+        for key, resource in given.get(name, {}).items():
+            raw = resource.raw
+            resources[key] = int(raw) if str(raw).isdigit() else raw
+    return resources
 
 
 def sheet_params(sample):
