@@ -201,7 +201,7 @@ def test_one_slurm_job_per_batch_runs_all_its_stages(runs):
     and the demo stacks ran in Snakemake's own process."""
     run = runs["slurm"]
     assert len(run.jobs) == len(BATCHES), run.jobs
-    ran = sorted((sorted(rules_run_by(job)) for job in run.jobs))
+    ran = sorted(sorted(rules_run_by(job)) for job in run.jobs)
     assert ran == sorted(
         sorted(f"{stage}_{batch}" for stage in (*STAGES, "validate"))
         for batch in BATCHES
