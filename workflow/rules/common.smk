@@ -97,7 +97,6 @@ def load_samples(path):
             *(c for c in ("scene", "timepoint") if c not in sheet.columns),
         ],
     )
-    layouts.save()
     unreadable = {
         row["sample"]
         for row in sheet.to_dict("records")
@@ -129,8 +128,8 @@ ANNOTATED = (
     else []
 )
 RESULTS = config["results"]
-# Every rule runs in this environment (`--sdm conda`); workflow/Containerfile
-# builds an image with the same pinned packages (`--sdm apptainer`).
+# Every rule runs in this environment (`--sdm conda`); envs/nuclei3d.def builds
+# an image with the same pinned packages (`--sdm apptainer`, config `container`).
 ENV = "../../envs/nuclei3d.yaml"
 # The script every stage rule runs (scripts/stage.py, which calls nuclei3d.job).
 STAGE_SCRIPT = "../../scripts/stage.py"
