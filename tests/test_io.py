@@ -1,10 +1,14 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tifffile
 
 from nuclei3d import io
+
+from .conftest import REPO
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.uint32])
@@ -87,6 +91,31 @@ def test_failed_write_leaves_nothing(tmp_path):
         tmp.write_bytes(b"half")
         raise RuntimeError("crash mid-write")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_next_write_removes_what_a_killed_write_left(tmp_path):
+    """A process killed mid-write (no exception, no clean-up) leaves its
+    temporary; writing the same output again removes it, and only its own."""
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; from nuclei3d import io\n"
+            "with io.atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_bytes(b'half'); os._exit(9)\n"
+            "",
+            str(tmp_path / "plot.png"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert killed.returncode == 9
+    (tmp_path / ".plot.png.other.part").mkdir()  # a killed atomic_directory
+    (tmp_path / ".other.png.abc.part").write_bytes(b"another output's")
+    assert len(list(tmp_path.glob(".plot.png.*.part"))) == 2
+    with io.atomic_path(tmp_path / "plot.png") as tmp:
+        tmp.write_bytes(b"done")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".other.png.abc.part", "plot.png"]
 
 
 def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):

@@ -15,6 +15,7 @@ from this workflow all give their voxel size back.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -59,8 +60,22 @@ def _read_umask():
     return mask
 
 
-# Read once: setting it back and forth while job threads create files would race.
+# Read once: setting it back and forth while threads create files would race.
 _UMASK = _read_umask()
+
+
+def _remove_leftovers(path):
+    """Remove the temporaries of earlier writes of `path` that never finished.
+
+    A job killed mid-write (SIGKILL, a node failure) leaves its ``.<name>.*.part``
+    behind; the job that writes `path` again (Snakemake runs one job per output
+    at a time) removes it.
+    """
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -69,7 +84,8 @@ def atomic_path(path):
 
     Readers never see a half-written file: the final name appears only once the
     content is complete. On any exception the temporary file is removed and the
-    destination is left untouched.
+    destination is left untouched; a temporary that a killed process left behind
+    is removed by the next write of `path`.
 
     Parameters
     ----------
@@ -92,6 +108,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".part", dir=path.parent
     )
@@ -121,6 +138,7 @@ def atomic_directory(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     tmp = Path(
         tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     )
