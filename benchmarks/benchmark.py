@@ -55,7 +55,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 # The library worker's start-up clock (stdlib imports before it take milliseconds;
@@ -396,22 +395,6 @@ def snakemake_command(cores, *extra):
     ]
 
 
-def timeline(spans):
-    """When jobs ran, from (start, end, pid, seconds waited to start) in seconds
-    after Snakemake started; a job is queued when Snakemake hands it to a worker."""
-    if not spans:
-        return None
-    busy = {}
-    for begin, end, pid, _ in spans:
-        busy[pid] = busy.get(pid, 0.0) + end - begin
-    return {
-        "first_job_queued": min(b - w for b, _, _, w in spans),
-        "first_job_start": min(b for b, _, _, _ in spans),
-        "last_job_end": max(e for _, e, _, _ in spans),
-        "busy_per_process": sorted(busy.values(), reverse=True),
-    }
-
-
 def workflow_run(
     stacks,
     *,
@@ -432,46 +415,22 @@ def workflow_run(
         device=device,
         batches=batches,
     )
-    started = time.time()
     process = run_timed(
         snakemake_command(cores, *extra_args), cwd=folder, log=folder / "log.txt"
     )
     results = folder / "results"
     # Job wall times: every job of a run (nuclei3d.job) logs "job ends after S s",
     # in logs/<rule>/<sample or batch>.log per stack, logs/<rule>.log run-wide.
-    seconds, device_use, spans = {}, {}, []
+    seconds = {}
     logs = [
         (log, log.parent.name, "per_stack")
         for log in (results / "logs").glob("*/*.log")
     ]
     logs += [(log, log.stem, "run") for log in (results / "logs").glob("*.log")]
     for log, stage, kind in logs:
-        text = log.read_text()
-        found = re.search(
-            r"job ends after ([0-9.]+) s(?: \(device: waited ([0-9.]+) s, "
-            r"used ([0-9.]+) s\))?",
-            text,
-        )
+        found = re.search(r"job ends after ([0-9.]+) s", log.read_text())
         if found:
             seconds.setdefault((stage, kind), []).append(float(found.group(1)))
-            first = re.match(
-                r"(\S+ \S+) .* pid (\d+),.* waited ([0-9.]+) s to start", text
-            )
-            if first:
-                begin = datetime.strptime(first.group(1), "%Y-%m-%d %H:%M:%S,%f")
-                begin = begin.timestamp() - started
-                spans.append(
-                    (
-                        begin,
-                        begin + float(found.group(1)),
-                        first.group(2),
-                        float(first.group(3)),
-                    )
-                )
-            if found.group(2):
-                device_use.setdefault(stage, []).append(
-                    (float(found.group(2)), float(found.group(3)))
-                )
     per_stage = {
         stage: {
             "kind": kind,
@@ -499,15 +458,6 @@ def workflow_run(
         "batches": batches,
         "jobs": sum(v["jobs"] for v in per_stage.values()),
         "median_job_s": {k: v["median_s"] for k, v in per_stage.items()},
-        "timeline_s": timeline(spans),
-        "device_s": {
-            stage: {
-                "median_waited": median(w for w, _ in pairs),
-                "median_used": median(u for _, u in pairs),
-                "total_used": sum(u for _, u in pairs),
-            }
-            for stage, pairs in sorted(device_use.items())
-        },
         "job_seconds_per_stack": per_stack,
         "per_stage": per_stage,
         "nuclei": nuclei,
@@ -943,29 +893,11 @@ def print_report(report, file=sys.stdout):
     ]
     out(
         "  seed measure = statistics_of_labelled_pixels; wf job = whole job "
-        "(read, wait for the device, stage, write); library pipeline = "
+        "(start-up, read, stage, write); library pipeline = "
         "run_pipeline (resample to measure, one push, labels pulled)"
     )
     if others:
         out("  other workflow jobs (median s): " + ", ".join(others))
-    for name in ("workflow",):
-        line = report.get(name, {}).get("timeline_s")
-        if line:
-            busy = ", ".join(f"{b:.1f}" for b in line["busy_per_process"])
-            out(
-                f"  {name}: first job handed over {line['first_job_queued']:.1f} s "
-                f"and started {line['first_job_start']:.1f} s after snakemake, "
-                f"last ended at {line['last_job_end']:.1f} s; job "
-                f"processes busy {busy} s"
-            )
-    if workflow.get("device_s"):
-        out(
-            "  workflow jobs' device (median s waited / used): "
-            + ", ".join(
-                f"{stage} {fmt(v['median_waited'])} / {fmt(v['median_used'])}"
-                for stage, v in workflow["device_s"].items()
-            )
-        )
     out(
         "  workflow total per stack = every per-stack job, "
         "the other jobs included; (run) = once per run"
