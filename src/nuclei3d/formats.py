@@ -262,11 +262,18 @@ class LayoutCache:
     def problem(self, path):
         """Why the file cannot be read, from its header only; None if it can.
 
-        A missing file, a file bioio's reader cannot open, or a plain TIFF
-        tifffile cannot open (kept like layouts: each file is opened once).
+        A missing file, a file bioio's reader cannot open (from its layout), or
+        a plain TIFF tifffile cannot open (kept like layouts: each file is
+        opened once).
         """
         if not os.path.exists(path):
             return f"{path}: file not found"
+        if is_bioio_file(path):  # its layout, kept or read now, says
+            try:
+                self.layout(path)
+            except StackError as error:
+                return str(error)
+            return None
         key = f"problem:{Path(path).resolve()}"
         stamp = self._stamp(path)
         entry = self.entries.get(key)
@@ -287,12 +294,7 @@ class LayoutCache:
 
 
 def _problem(path):
-    if is_bioio_file(path):
-        try:
-            describe(path)
-        except StackError as error:
-            return str(error)
-        return None
+    """Why tifffile cannot open a plain TIFF's first series; None if it can."""
     import tifffile
 
     try:
