@@ -382,13 +382,13 @@ def write_workflow_dir(folder, stacks, *, kernel_cache, device, batches):
     (folder / "config" / "samples.tsv").write_text("\n".join(rows) + "\n")
 
 
-def snakemake_command(cores, *extra):
+def snakemake_command(cores, *extra, snakefile=REPO / "Snakefile"):
     return [
         sys.executable,
         "-m",
         "snakemake",
         "-s",
-        REPO / "Snakefile",
+        snakefile,
         "--cores",
         cores,
         *extra,
@@ -405,6 +405,7 @@ def workflow_run(
     batches,
     extra_args=(),
     name=None,
+    snakefile=REPO / "Snakefile",
 ):
     folder = root / "runs" / (name or f"workflow-{batches}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -416,7 +417,9 @@ def workflow_run(
         batches=batches,
     )
     process = run_timed(
-        snakemake_command(cores, *extra_args), cwd=folder, log=folder / "log.txt"
+        snakemake_command(cores, *extra_args, snakefile=snakefile),
+        cwd=folder,
+        log=folder / "log.txt",
     )
     results = folder / "results"
     # Job wall times: every job of a run (nuclei3d.job) logs "job ends after S s",

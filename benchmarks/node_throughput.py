@@ -1,7 +1,7 @@
 """Throughput of one node: the workflow beside its floor, scikit-image and the seed.
 
     python benchmarks/node_throughput.py [--stacks 1024] [--small 64]
-        [--processes 16] [--batches 16 32] [--out FILE.json]
+        [--processes 16] [--batches 16 32] [--before DIR] [--out FILE.json]
 
 Draws ``--small`` demo-like stacks (86×396×393 uint8, ``nuclei3d.demo``; not
 timed) and copies them, under new names, up to ``--stacks`` files. Then, side by
@@ -12,7 +12,10 @@ side in one run on the same files:
   ``batches`` the first of ``--batches``);
 - ``--stacks`` stacks: the floor (the workflow's stage functions in P plain
   processes writing the same files: ``benchmarks/floor.py``), the workflow with
-  each ``--batches`` value, and scikit-image's same steps in ``Pool(P)``.
+  each ``--batches`` value, and scikit-image's same steps in ``Pool(P)``;
+- with ``--before DIR`` (a checkout of another version of the workflow, e.g.
+  ``git archive <commit> | tar -x -C DIR``): that version's workflow on both
+  sets, with the first ``--batches`` value, right after this version's.
 
 Every figure is the wall time of the whole command. The kernel cache starts
 empty: the seed's first stack, alone in a process, fills it with the seed's
@@ -82,6 +85,7 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="+", default=[16])
     parser.add_argument("--device", default="")
     parser.add_argument("--skip-skimage", action="store_true")
+    parser.add_argument("--before", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="node-throughput-"))
@@ -122,31 +126,30 @@ def main(argv=None):
             stacks, root=root, processes=p, kernel_cache=cache, device=args.device
         ),
     )
-    note(
-        f"workflow_{args.small}",
-        workflow_run(
-            small,
-            root=root,
-            cores=p,
-            kernel_cache=cache,
-            device=args.device,
-            batches=args.batches[0],
-            name=f"workflow-{args.small}",
-        ),
-    )
-    for batches in args.batches:
+
+    def workflow(name, paths, batches, snakefile=None):
         note(
-            f"workflow_{args.stacks}_batches_{batches}",
+            name,
             workflow_run(
-                stacks,
+                paths,
                 root=root,
                 cores=p,
                 kernel_cache=cache,
                 device=args.device,
                 batches=batches,
-                name=f"workflow-{args.stacks}-{batches}",
+                name=name,
+                **({"snakefile": snakefile} if snakefile else {}),
             ),
         )
+
+    before = args.before and args.before.resolve() / "Snakefile"
+    workflow(f"workflow_{args.small}", small, args.batches[0])
+    if before:
+        workflow(f"before_{args.small}", small, args.batches[0], before)
+    for batches in args.batches:
+        workflow(f"workflow_{args.stacks}_batches_{batches}", stacks, batches)
+        if before and batches == args.batches[0]:
+            workflow(f"before_{args.stacks}_batches_{batches}", stacks, batches, before)
     if not args.skip_skimage:
         note(f"skimage_{args.stacks}", skimage_run(stacks, root=root, processes=p))
     seed = report[f"seed_{args.small}"]["process_wall_s"]
@@ -155,6 +158,14 @@ def main(argv=None):
         f"\n{args.small} stacks: workflow / seed loop = "
         f"{report[f'workflow_{args.small}']['wall_s'] / seed:.2f}"
     )
+    if before:
+        b, n = args.batches[0], args.stacks
+        for now, then in (
+            (f"workflow_{args.small}", f"before_{args.small}"),
+            (f"workflow_{n}_batches_{b}", f"before_{n}_batches_{b}"),
+        ):
+            ratio = report[now]["wall_s"] / report[then]["wall_s"]
+            print(f"{now}: {ratio:.2f}x the --before version's")
     for batches in args.batches:
         wall = report[f"workflow_{args.stacks}_batches_{batches}"]["wall_s"]
         line = (

@@ -36,3 +36,28 @@ def test_a_failed_first_build_is_not_marked(tmp_path):
     except RuntimeError:
         pass
     assert not runs_while_locked(tmp_path, "resample")
+
+
+def test_who_waited_while_the_first_built_goes_on_without_the_lock(tmp_path):
+    inside, leave = threading.Event(), threading.Event()
+
+    def second():
+        with first_build(tmp_path, "segment"):
+            inside.set()
+            leave.wait(5)
+
+    with first_build(tmp_path, "segment"):  # the first build holds the lock
+        thread = threading.Thread(target=second, daemon=True)
+        thread.start()
+        assert not inside.wait(0.3)  # the second waits for it
+    assert inside.wait(5)  # built: the second goes on ...
+    locked = threading.Event()
+
+    def third():
+        with build_lock(tmp_path):
+            locked.set()
+
+    threading.Thread(target=third, daemon=True).start()
+    assert locked.wait(2)  # ... without holding the lock
+    leave.set()
+    thread.join(5)

@@ -96,6 +96,23 @@ def test_writes_every_output_under_results(finished_run):
     assert not list(results.rglob("*.part"))  # no temporary files left behind
 
 
+def test_stage_jobs_run_in_warm_processes_they_share(finished_run):
+    """Each stage job's process hands its job to a warm stage process (its log
+    names both); later jobs of the run reuse those (nuclei3d.warm)."""
+    _, workdir = finished_run
+    logs = sorted((workdir / "results/logs").glob("*/*.log"))
+    stage_logs = [log.read_text() for log in logs if log.parent.name in STAGES]
+    assert len(stage_logs) >= len(STAGES)
+    job_pids, stage_pids = set(), []
+    for text in stage_logs:
+        job_pids.add(int(re.search(r", pid (\d+),", text).group(1)))
+        found = re.search(r"stage process (\d+), its job", text)
+        stage_pids.append(int(found.group(1)))
+    assert not job_pids & set(stage_pids)
+    assert len(set(stage_pids)) < len(stage_logs)
+    assert any("(warm)" in text for text in stage_logs)
+
+
 def test_tiffs_carry_voxel_size(finished_run):
     _, workdir = finished_run
     image, voxel = io.read_stack(workdir / "resources/demo/stack_a/image.tif")

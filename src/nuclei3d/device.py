@@ -35,7 +35,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +65,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _HELD_LOCKS = []  # open lock files; the OS releases them when the process ends
+_OPEN = {}  # index: OpenCL device pyclesperanto has open; position: its claim
 _STAGING = {}  # OpenCL context -> pinned host buffer for push/pull
 _PROGRAMS = {}  # (OpenCL context, kernel file) -> built program, project_kernel
 _PROGRAMS_LOCK = threading.Lock()
@@ -184,8 +184,8 @@ class DeviceChoice:
     driver: str = ""
 
 
-def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
-    """Lock the first free one of `count` devices.
+def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None, first=0):
+    """Lock the first free one of `count` devices, trying `first` first.
 
     Parameters
     ----------
@@ -198,6 +198,8 @@ def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
     held : list, optional
         Where the open lock file goes; closing it releases the device. By
         default it is kept until this process ends.
+    first : int, optional
+        Position tried first (the device this process has open already).
 
     Returns
     -------
@@ -213,7 +215,7 @@ def claim_free_device(lock_dir, count, *, poll_seconds=0.2, held=None):
     lock_dir.mkdir(parents=True, exist_ok=True)
     waiting = False
     while True:
-        for position in range(count):
+        for position in [first, *(p for p in range(count) if p != first)]:
             handle = open(lock_dir / f"device{position}.lock", "a")  # noqa: SIM115
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -428,12 +430,14 @@ def choose_opencl_device(devices, *, pattern="", claim=None):
     )
 
 
-def select_device(pattern="", *, lock_dir=None, cache_dir=None):
+def select_device(pattern="", *, lock_dir=None, cache_dir=None, held=None):
     """Make the chosen device pyclesperanto's current device, and log it.
 
     The device is handed to ``cle.select_device`` through its ``score_key``: the
     chosen device scores highest, so pyclesperanto opens exactly that one (two
-    GPUs of one model have the same name, so a name would not do).
+    GPUs of one model have the same name, so a name would not do). A process
+    that has the chosen device open already (a warm stage process' earlier job)
+    keeps it, and its claim tries that device first.
 
     Parameters
     ----------
@@ -444,6 +448,9 @@ def select_device(pattern="", *, lock_dir=None, cache_dir=None):
         :func:`claim_free_device`); None never locks.
     cache_dir : str or os.PathLike, optional
         Where the probe's verdicts are kept (:func:`nuclei3d.probe.probe_devices`).
+    held : list, optional
+        Where a claimed device's lock file goes (closing it releases the
+        device); by default it is kept until this process ends.
 
     Returns
     -------
@@ -451,13 +458,20 @@ def select_device(pattern="", *, lock_dir=None, cache_dir=None):
     """
     import pyclesperanto_prototype as cle
 
+    def claim(count):
+        position = claim_free_device(
+            lock_dir, count, held=held, first=_OPEN.get("position", 0)
+        )
+        _OPEN["position"] = position
+        return position
+
     chosen = choose_opencl_device(
-        list_devices(cache_dir),
-        pattern=pattern,
-        claim=partial(claim_free_device, lock_dir) if lock_dir else None,
+        list_devices(cache_dir), pattern=pattern, claim=claim if lock_dir else None
     )
-    device = opencl_devices()[chosen.index]
-    cle.select_device(score_key=lambda candidate: candidate == device)
+    if _OPEN.get("index") != chosen.index:
+        device = opencl_devices()[chosen.index]
+        cle.select_device(score_key=lambda candidate: candidate == device)
+        _OPEN["index"] = chosen.index
     log_choice(chosen)
     return chosen
 

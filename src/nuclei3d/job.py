@@ -4,13 +4,16 @@ Every stage rule runs ``scripts/stage.py`` in a process of its own (on a laptop,
 a GPU node or in a SLURM allocation alike), which calls :func:`run_stage_job`:
 
 1. stderr and logging go to the job's log file (:func:`start_job`);
-2. the stage's module, ``nuclei3d.<params.stage>``, is imported, and with it
+2. the job (stage, stacks, log file) goes to a warm stage process of the same
+   environment on the node (:mod:`nuclei3d.warm`), which runs
+   :func:`run_request`:
+3. the stage's module, ``nuclei3d.<params.stage>``, is imported, and with it
    only what that stage uses;
-3. a stage that runs OpenCL kernels (its module's ``OPENCL``) gets its kernel
-   cache and device (:func:`nuclei3d.device.select_device`), and builds its
-   programs on its first stack, one process at a time into a new cache
-   (:func:`nuclei3d.kernel_cache.first_build`);
-4. ``run_stage(stack, log)`` runs on each stack of the job's batch. A stack that
+4. a stage that runs OpenCL kernels (its module's ``OPENCL``) gets its kernel
+   cache and device (:func:`nuclei3d.device.select_device`, kept open for the
+   process' next jobs), and builds its programs on its first stack, one process
+   at a time into a new cache (:func:`nuclei3d.kernel_cache.first_build`);
+5. ``run_stage(stack, log)`` runs on each stack of the job's batch. A stack that
    fails is logged with its file and the others still run; the job then fails
    naming every failed stack.
 
@@ -31,20 +34,20 @@ import subprocess
 import sys
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-
-from . import io
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 __all__ = [
     "Stack",
     "StageError",
+    "StageRequest",
     "finish_opencl_check",
     "job_stacks",
     "node_path",
+    "run_request",
     "run_stacks",
     "run_stage_job",
     "start_job",
@@ -80,6 +83,33 @@ class Stack:
     output: str
     outputs: dict
     params: dict
+
+
+@dataclass
+class StageRequest:
+    """One stage job, as its process hands it to a warm stage process.
+
+    Attributes
+    ----------
+    rule : str
+        Snakemake's rule name (the logger's name).
+    stage : str
+        Module of the stage, ``nuclei3d.<stage>``.
+    stacks : list of Stack
+    log : str
+        The job's log file, absolute.
+    cwd : str
+        Snakemake's working directory, where relative paths start.
+    settings : dict
+        ``kernel_cache_dir``, ``device`` and ``gpu_lock_dir`` of the config.
+    """
+
+    rule: str
+    stage: str
+    stacks: list
+    log: str
+    cwd: str
+    settings: dict
 
 
 def node_path(template):
@@ -119,7 +149,9 @@ def start_job(snakemake):
         after an error), is ``job ends after <s> s``.
     """
     started = time.perf_counter()
-    sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115
+    # Appending, after emptying it: a warm stage process writes to it too.
+    open(snakemake.log[0], "w").close()
+    sys.stderr = open(snakemake.log[0], "a", buffering=1)  # noqa: SIM115
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format=FORMAT, force=True
     )
@@ -174,7 +206,7 @@ def job_stacks(input, output, stacks):
     return result
 
 
-def run_stacks(run_stage, stacks, log, *, build_lock=None):
+def run_stacks(run_stage, stacks, log, *, build_lock=None, still_wanted=None):
     """``run_stage(stack, log)`` on every stack; the failures all at the end.
 
     Parameters
@@ -186,14 +218,23 @@ def run_stacks(run_stage, stacks, log, *, build_lock=None):
     build_lock : context manager, optional
         Entered while the first stack runs (it builds the stage's OpenCL
         programs): :func:`nuclei3d.kernel_cache.first_build`.
+    still_wanted : callable, optional
+        Asked before each stack; when it returns False the job's process is gone
+        and no further stack runs.
 
     Raises
     ------
     StageError
         After all stacks ran, if any failed; its message has each stack's error.
+    nuclei3d.warm.ClientGone
+        If `still_wanted` returned False.
     """
     failures = []
     for i, stack in enumerate(stacks):
+        if still_wanted is not None and not still_wanted():
+            from .warm import ClientGone
+
+            raise ClientGone(f"the job's process ended; {stack.name} and after not run")
         try:
             with build_lock if i == 0 and build_lock is not None else nullcontext():
                 run_stage(stack, log)
@@ -211,45 +252,120 @@ def run_stacks(run_stage, stacks, log, *, build_lock=None):
 def run_stage_job(snakemake):
     """The body of every stage rule's script (``scripts/stage.py``).
 
+    Hands the job to a warm stage process (:mod:`nuclei3d.warm`) and exits with
+    status 1 if it failed there.
+
     Parameters
     ----------
     snakemake : snakemake.script.Snakemake
         Its ``params.stage`` names the module ``nuclei3d.<stage>``; its
         ``params.stacks`` lists the stacks, as :func:`job_stacks` reads them.
     """
+    from .warm import process_key, run_in_warm_process
+
     log = start_job(snakemake)
-    try:
-        _run_stage_job(snakemake, log)
-    except Exception:
-        # One record with the traceback: the failure list (nuclei3d.failures)
-        # reads its last line as the reason.
-        log.error("%s", traceback.format_exc())
-        raise SystemExit(1) from None
+    settings = {
+        name: snakemake.config.get(name)
+        for name in ("kernel_cache_dir", "device", "gpu_lock_dir")
+    }
+    request = StageRequest(
+        rule=snakemake.rule,
+        stage=snakemake.params.stage,
+        stacks=job_stacks(snakemake.input, snakemake.output, snakemake.params.stacks),
+        log=os.path.abspath(snakemake.log[0]),
+        cwd=os.getcwd(),
+        settings=settings,
+    )
+    if not run_in_warm_process(request, process_key(settings), log):
+        raise SystemExit(1)
 
 
-def _run_stage_job(snakemake, log):
-    stage = importlib.import_module(f"{__package__}.{snakemake.params.stage}")
-    stacks = job_stacks(snakemake.input, snakemake.output, snakemake.params.stacks)
+@contextmanager
+def _job_log(path, rule):
+    """Logging, ``sys.stderr`` and file descriptor 2 append to `path` meanwhile."""
+    saved_stderr, saved_fd = sys.stderr, os.dup(2)
+    with open(path, "a", buffering=1) as stream:
+        os.dup2(stream.fileno(), 2)
+        sys.stderr = stream
+        logging.basicConfig(
+            stream=stream, level=logging.INFO, format=FORMAT, force=True
+        )
+        try:
+            yield logging.getLogger(rule)
+        finally:
+            logging.basicConfig(stream=saved_stderr, force=True)
+            sys.stderr = saved_stderr
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+
+
+_JOBS_RUN = []  # requests this process has run
+
+
+def run_request(request, still_wanted=None):
+    """Run one stage job in this (warm) process; whether it succeeded.
+
+    Parameters
+    ----------
+    request : StageRequest
+    still_wanted : callable, optional
+        As for :func:`run_stacks`.
+
+    Returns
+    -------
+    bool
+        False after an error, which the job's log then holds as one record with
+        its traceback (the failure list, :mod:`nuclei3d.failures`, reads its last
+        line as the reason).
+    """
+    os.chdir(request.cwd)
+    _JOBS_RUN.append(request.rule)
+    with _job_log(request.log, request.rule) as log:
+        log.info(
+            "stage process %d, its job %d%s",
+            os.getpid(),
+            len(_JOBS_RUN),
+            " (warm)" if len(_JOBS_RUN) > 1 else "",
+        )
+        try:
+            _run_request(request, log, still_wanted)
+            return True
+        except Exception:
+            log.error("%s", traceback.format_exc())
+            return False
+
+
+def _run_request(request, log, still_wanted):
+    stage = importlib.import_module(f"{__package__}.{request.stage}")
+    stacks = request.stacks
     log.info("%d stack(s): %s", len(stacks), ", ".join(s.name for s in stacks))
-    lock = None
-    if getattr(stage, "OPENCL", False):
-        from .device import select_device
-        from .kernel_cache import first_build, use_kernel_cache
+    lock, held = None, []  # held: the device lock of this job, if any
+    try:
+        if getattr(stage, "OPENCL", False):
+            from .device import select_device
+            from .kernel_cache import first_build, use_kernel_cache
 
-        config = snakemake.config
-        cache = node_path(config["kernel_cache_dir"])
-        use_kernel_cache(cache)
-        log.info("OpenCL kernel cache: %s", cache)
-        lock_dir = config.get("gpu_lock_dir")
-        device = select_device(
-            config.get("device", ""),
-            lock_dir=node_path(lock_dir) if lock_dir else None,
-            cache_dir=cache,
+            settings = request.settings
+            cache = node_path(settings["kernel_cache_dir"])
+            use_kernel_cache(cache)
+            log.info("OpenCL kernel cache: %s", cache)
+            lock_dir = settings.get("gpu_lock_dir")
+            device = select_device(
+                settings.get("device") or "",
+                lock_dir=node_path(lock_dir) if lock_dir else None,
+                cache_dir=cache,
+                held=held,
+            )
+            lock = first_build(
+                cache,
+                f"{stage.__name__} {device.platform} {device.name} {device.driver}",
+            )
+        run_stacks(
+            stage.run_stage, stacks, log, build_lock=lock, still_wanted=still_wanted
         )
-        lock = first_build(
-            cache, f"{stage.__name__} {device.platform} {device.name} {device.driver}"
-        )
-    run_stacks(stage.run_stage, stacks, log, build_lock=lock)
+    finally:
+        for handle in held:
+            handle.close()
 
 
 def transform_stack(stack, buffers, compute):
@@ -258,6 +374,7 @@ def transform_stack(stack, buffers, compute):
     Writes the result to ``stack.output`` (the first output); returns the input
     image and the result.
     """
+    from . import io
     from .device import check_current_device_memory
 
     (path,) = stack.inputs.values()

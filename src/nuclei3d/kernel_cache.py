@@ -22,7 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 __all__ = ["CACHE_VARIABLES", "build_lock", "first_build", "use_kernel_cache"]
@@ -74,13 +74,19 @@ def first_build(folder, key):
         The folder given to :func:`use_kernel_cache`.
     key : str
         What builds: a stage on a device and driver. Marked as built when the
-        first block that held the lock for it ends without an error.
+        first block that held the lock for it ends without an error; processes
+        that waited for the lock meanwhile then go on without holding it.
     """
     marker = Path(folder) / "built" / hashlib.sha256(key.encode()).hexdigest()[:32]
     if marker.exists():
         yield
         return
-    with build_lock(folder):
+    with ExitStack() as lock:
+        lock.enter_context(build_lock(folder))
+        if marker.exists():  # built by the process that held the lock before
+            lock.close()
+            yield
+            return
         yield
         marker.parent.mkdir(exist_ok=True)
         marker.touch()

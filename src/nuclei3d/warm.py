@@ -1,0 +1,267 @@
+"""Warm stage processes: a node's stage jobs share processes that stay open.
+
+A stage job's process (``scripts/stage.py``, started by Snakemake in the rule's
+software environment) does not run the stage itself. It hands the job to a warm
+process on the same node that was started from the same interpreter and
+environment, has imported pyclesperanto and opened its OpenCL device for an
+earlier job, and waits for the answer. Where no warm process is free, the job
+starts one with its own interpreter and environment variables. So the six
+stages of a batch pay Python's imports and the opening of a device once, not
+six times; a run keeps about as many warm processes as it runs jobs at once.
+
+Finding a free warm process: an idle warm process listens on the Unix socket
+``<tmp>/nuclei3d-<uid>/<key>-<pid>.sock``, where ``<key>`` (:func:`process_key`)
+fingerprints what its results depend on: interpreter, library code, mount
+namespace (a container instance), the OpenCL, CUDA, Python and thread variables
+of the environment, the config's device settings, and the process group, which
+is the Snakemake run's (or a SLURM job step's). Only a job with the same key
+uses it, so warm processes serve one run. A warm process that takes a job
+removes its socket file first, and listens again when the job is done; after
+:data:`IDLE_SECONDS` without a job it exits.
+
+Each side watches the other: when the job's process ends (Snakemake cancelled
+or killed it), the warm process stops before the job's next stack; when the warm
+process ends (killed, crashed), the job fails and its log says so. A warm
+process started by a job stays in Snakemake's process group, so interrupting or
+killing the run's process group ends it too, and no process of another run
+writes to this run's files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import pickle
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "IDLE_SECONDS",
+    "ClientGone",
+    "client_alive",
+    "process_key",
+    "rendezvous",
+    "run_in_warm_process",
+    "serve",
+]
+
+IDLE_SECONDS = 10.0
+# Environment variables that change what a process computes or where it runs.
+KEY_PREFIXES = ("CUDA_", "POCL_", "OCL_", "CL_", "PYOPENCL_", "PYTHON", "LD_")
+KEY_SUFFIXES = ("_NUM_THREADS", "_VISIBLE_DEVICES")
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class ClientGone(RuntimeError):
+    """The job's process ended while its warm process was running the job."""
+
+
+def rendezvous():
+    """The folder of idle warm processes' sockets: ``<tmp>/nuclei3d-<uid>``."""
+    folder = Path(tempfile.gettempdir()) / f"nuclei3d-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def process_key(settings, environ=None):
+    """Which warm processes may run a job: 16 hex digits.
+
+    Parameters
+    ----------
+    settings : dict
+        The config's settings that a process keeps once applied (its device and
+        kernel cache).
+    environ : mapping, optional
+        Environment variables; ``os.environ`` by default.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> a = process_key({"device": ""}, {"POCL_DEVICES": "pthread"})
+    >>> a == process_key({"device": ""}, {"POCL_DEVICES": "pthread", "HOME": "/x"})
+    True
+    >>> a == process_key({"device": ""}, {"POCL_DEVICES": "pthread pthread"})
+    False
+    """
+    environ = os.environ if environ is None else environ
+    digest = hashlib.sha256()
+    described = (
+        os.getpgrp(),
+        sys.executable,
+        sys.prefix,
+        sys.version,
+        sorted(settings.items()),
+    )
+    for part in described:
+        digest.update(f"{part}\0".encode())
+    for name in sorted(environ):
+        if name.startswith(KEY_PREFIXES) or name.endswith(KEY_SUFFIXES):
+            digest.update(f"{name}={environ[name]}\0".encode())
+    with contextlib.suppress(OSError):  # Linux: a container instance's own
+        digest.update(str(os.stat("/proc/self/ns/mnt").st_ino).encode())
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        if path.suffix in (".py", ".cl"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _send(stream, message):
+    pickle.dump(message, stream)
+    stream.flush()
+
+
+def _claim(path, timeout=5.0):
+    """Connect to an idle warm process' socket; its stream, or None if taken."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except ConnectionRefusedError:
+        path.unlink(missing_ok=True)  # its process is gone
+        sock.close()
+        return None
+    except OSError:
+        sock.close()
+        return None
+    stream = sock.makefile("rwb")
+    try:
+        pickle.load(stream)  # "ready"; another job was faster if this fails
+    except (OSError, EOFError, pickle.UnpicklingError):
+        stream.close()
+        sock.close()
+        return None
+    sock.settimeout(None)
+    return stream
+
+
+def _start(key, folder):
+    """Start a warm process; the stream of its first job."""
+    ours, theirs = socket.socketpair()
+    library = str(PACKAGE_DIR.parent)
+    environ = dict(os.environ)
+    environ["PYTHONPATH"] = os.pathsep.join(
+        [library, *filter(None, [environ.get("PYTHONPATH")])]
+    )
+    subprocess.Popen(
+        [sys.executable, "-m", __name__, str(theirs.fileno()), key, str(folder)],
+        pass_fds=[theirs.fileno()],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environ,
+    )
+    theirs.close()
+    stream = ours.makefile("rwb")
+    pickle.load(stream)  # "ready"
+    return stream
+
+
+def run_in_warm_process(request, key, log):
+    """Run a job in a free warm process (started if there is none); its result.
+
+    Parameters
+    ----------
+    request : object
+        Picklable; the warm process calls ``nuclei3d.job.run_request(request,
+        still_wanted)`` with it.
+    key : str
+        :func:`process_key` of the job.
+    log : logging.Logger
+        The job's logger.
+
+    Returns
+    -------
+    bool
+        Whether the job succeeded (the warm process logged any error).
+    """
+    folder = rendezvous()
+    stream = None
+    for path in sorted(folder.glob(f"{key}-*.sock")):
+        stream = _claim(path)
+        if stream is not None:
+            log.info("warm stage process %s runs this job", path.stem.split("-")[1])
+            break
+    else:
+        log.info("no free warm stage process: starting one")
+        stream = _start(key, folder)
+    with stream:
+        _send(stream, request)
+        try:
+            return pickle.load(stream)
+        except (OSError, EOFError):
+            log.error("the warm stage process ended before the job did (killed?)")
+            return False
+
+
+def client_alive(sock):
+    """Whether the job's process at the other end of `sock` is still there."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return True
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
+
+
+def _next_job(key, folder, idle):
+    """Listen as an idle warm process; the socket of the next job, or None."""
+    path = folder / f"{key}-{os.getpid()}.sock"
+    bound = path.with_suffix(".new")
+    bound.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(str(bound))
+        listener.listen(4)
+        bound.rename(path)  # jobs see the socket only once it accepts
+        readable, _, _ = select.select([listener], [], [], idle)
+        path.unlink(missing_ok=True)
+        return listener.accept()[0] if readable else None
+
+
+def serve(sock, key, folder, idle=IDLE_SECONDS, run=None):
+    """The warm process: run the jobs sent to it until `idle` seconds pass idle.
+
+    Parameters
+    ----------
+    sock : socket.socket
+        The first job's connection.
+    key : str
+        Its :func:`process_key`, under which it listens for more.
+    folder : pathlib.Path
+        :func:`rendezvous`.
+    idle : float, optional
+        Seconds to wait for a job before exiting.
+    run : callable, optional
+        ``run(request, still_wanted)``, True if the job succeeded;
+        :func:`nuclei3d.job.run_request` by default.
+    """
+    if run is None:
+        from .job import run_request as run
+
+    while sock is not None:
+        with sock, sock.makefile("rwb") as stream:
+            try:
+                _send(stream, "ready")
+                request = pickle.load(stream)
+            except (OSError, EOFError):
+                request = None
+            if request is not None:
+                succeeded = run(request, functools.partial(client_alive, sock))
+                with contextlib.suppress(OSError):  # the job's process is gone
+                    _send(stream, succeeded)
+        sock = _next_job(key, folder, idle)
+
+
+if __name__ == "__main__":
+    first_job, key, folder = sys.argv[1:4]
+    serve(socket.socket(fileno=int(first_job)), key, Path(folder))

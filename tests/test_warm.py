@@ -1,0 +1,138 @@
+"""Warm stage processes: found by key, reused, watched, gone when idle."""
+
+import logging
+import os
+import pickle
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+from nuclei3d import warm
+from nuclei3d.job import Stack, StageRequest, run_stacks
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A rendezvous folder of this test's own."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return warm.rendezvous()
+
+
+def wait_for(predicate, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_key_follows_what_results_depend_on():
+    base = {"POCL_DEVICES": "pthread", "OMP_NUM_THREADS": "1"}
+    key = warm.process_key({"device": ""}, base)
+    assert key == warm.process_key({"device": ""}, {**base, "SLURM_STEP_ID": "7"})
+    assert key != warm.process_key({"device": "pocl"}, base)
+    assert key != warm.process_key({"device": ""}, {**base, "OMP_NUM_THREADS": "2"})
+    gpu = {**base, "CUDA_VISIBLE_DEVICES": "1"}
+    assert key != warm.process_key({"device": ""}, gpu)
+
+
+def serve_in_thread(folder, run, idle=30.0):
+    """`warm.serve` in a thread, as a warm process' loop; the first job's stream."""
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(
+        target=warm.serve, args=(theirs, "k", folder, idle, run), daemon=True
+    )
+    thread.start()
+    stream = ours.makefile("rwb")
+    assert pickle.load(stream) == "ready"
+    return thread, stream
+
+
+def test_an_idle_warm_process_takes_the_next_job_of_its_key(folder):
+    runs = []
+
+    def run(request, still_wanted):
+        runs.append(request)
+        return request == "good"
+
+    thread, stream = serve_in_thread(folder, run, idle=1.0)
+    pickle.dump("good", stream)
+    stream.flush()
+    assert pickle.load(stream) is True
+    stream.close()
+    wait_for(lambda: list(folder.glob("k-*.sock")))  # listening again
+    log = logging.getLogger("test")
+    assert warm.run_in_warm_process("bad", "k", log) is False
+    assert runs == ["good", "bad"]
+    thread.join(timeout=30)  # 1 s without a job: it stops listening, and ends
+    assert not thread.is_alive()
+    assert not list(folder.glob("k-*"))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_job_fails_when_its_warm_process_ends_under_it(folder, caplog):
+    def run(request, still_wanted):
+        if request == "crash":
+            raise SystemExit  # the process ends mid-job, as a kill would end it
+        return True
+
+    thread, stream = serve_in_thread(folder, run)
+    pickle.dump("first", stream)
+    stream.flush()
+    assert pickle.load(stream) is True
+    stream.close()
+    wait_for(lambda: list(folder.glob("k-*.sock")))
+    with caplog.at_level(logging.INFO):
+        assert warm.run_in_warm_process("crash", "k", logging.getLogger("t")) is False
+    assert "the warm stage process ended before the job did" in caplog.text
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_a_stale_socket_is_removed_and_a_new_process_started(folder, tmp_path):
+    """A real warm process: started for the first job, reused for the second,
+    writing to each job's log; a socket left by a killed process is skipped."""
+    key = warm.process_key({"device": "test"})
+    stale = folder / f"{key}-1.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(stale))
+    dead.close()  # the file stays; nobody listens
+    logs = []
+    for i in range(2):
+        log_file = tmp_path / f"job{i}.log"
+        log_file.write_text("")
+        request = StageRequest(
+            rule=f"job{i}",
+            stage="no_such_stage",
+            stacks=[],
+            log=str(log_file),
+            cwd=str(tmp_path),
+            settings={"device": "test"},
+        )
+        assert not warm.run_in_warm_process(request, key, logging.getLogger("t"))
+        logs.append(log_file.read_text())
+        wait_for(lambda: list(folder.glob(f"{key}-*.sock")))
+    assert not stale.exists()
+    assert all("No module named 'nuclei3d.no_such_stage'" in log for log in logs)
+    first = int(logs[0].split("stage process ")[1].split(",")[0])
+    assert f"stage process {first}, its job 2 (warm)" in logs[1]
+    assert first != os.getpid()
+    os.kill(first, 9)
+
+
+def test_a_job_whose_process_ended_stops_before_its_next_stack():
+    ran = []
+    stacks = [Stack(name, {}, "", {}, {}) for name in ("a", "b")]
+    ours, theirs = socket.socketpair()
+    wanted = lambda: warm.client_alive(theirs)  # noqa: E731
+    assert wanted()
+
+    def run_stage(stack, log):
+        ran.append(stack.name)
+        ours.close()  # the job's process ends during the first stack
+
+    with pytest.raises(warm.ClientGone, match="b and after not run"):
+        run_stacks(run_stage, stacks, logging.getLogger("t"), still_wanted=wanted)
+    assert ran == ["a"]
