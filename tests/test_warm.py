@@ -136,3 +136,18 @@ def test_a_job_whose_process_ended_stops_before_its_next_stack():
     with pytest.raises(warm.ClientGone, match="b and after not run"):
         run_stacks(run_stage, stacks, logging.getLogger("t"), still_wanted=wanted)
     assert ran == ["a"]
+
+
+def test_a_warm_process_that_cannot_start_says_why_in_the_jobs_log(
+    folder, tmp_path, monkeypatch, caplog
+):
+    broken = tmp_path / "library" / "nuclei3d"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("this install is broken")\n')
+    monkeypatch.setattr(warm, "PACKAGE_DIR", broken)  # what the process imports
+    log_file = tmp_path / "job.log"
+    with caplog.at_level(logging.INFO):
+        log = logging.getLogger("t")
+        assert not warm.run_in_warm_process("job", "k", log, str(log_file))
+    assert "ImportError: this install is broken" in log_file.read_text()
+    assert "ended before taking the job" in caplog.text

@@ -276,7 +276,7 @@ def run_stage_job(snakemake):
         cwd=os.getcwd(),
         settings=settings,
     )
-    if not run_in_warm_process(request, process_key(settings), log):
+    if not run_in_warm_process(request, process_key(settings), log, request.log):
         raise SystemExit(1)
 
 
@@ -299,7 +299,7 @@ def _job_log(path, rule):
             os.close(saved_fd)
 
 
-_JOBS_RUN = []  # requests this process has run
+_JOBS_RUN = []  # rules of the jobs this process has run
 
 
 def run_request(request, still_wanted=None):

@@ -143,29 +143,32 @@ def _claim(path, timeout=5.0):
     return stream
 
 
-def _start(key, folder):
-    """Start a warm process; the stream of its first job."""
+def _start(key, folder, errors):
+    """Start a warm process; the stream of its first job.
+
+    What the process writes before it takes the job (an import error) goes to
+    the file `errors`.
+    """
     ours, theirs = socket.socketpair()
     library = str(PACKAGE_DIR.parent)
     environ = dict(os.environ)
     environ["PYTHONPATH"] = os.pathsep.join(
         [library, *filter(None, [environ.get("PYTHONPATH")])]
     )
-    subprocess.Popen(
-        [sys.executable, "-m", __name__, str(theirs.fileno()), key, str(folder)],
-        pass_fds=[theirs.fileno()],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=environ,
-    )
+    with open(errors or os.devnull, "a") as error_file:
+        subprocess.Popen(
+            [sys.executable, "-m", __name__, str(theirs.fileno()), key, str(folder)],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=error_file,
+            env=environ,
+        )
     theirs.close()
-    stream = ours.makefile("rwb")
-    pickle.load(stream)  # "ready"
-    return stream
+    return ours.makefile("rwb")
 
 
-def run_in_warm_process(request, key, log):
+def run_in_warm_process(request, key, log, errors=None):
     """Run a job in a free warm process (started if there is none); its result.
 
     Parameters
@@ -177,6 +180,9 @@ def run_in_warm_process(request, key, log):
         :func:`process_key` of the job.
     log : logging.Logger
         The job's logger.
+    errors : str, optional
+        File for what a warm process started for this job writes before it
+        takes the job (the job's log); by default nowhere.
 
     Returns
     -------
@@ -192,7 +198,13 @@ def run_in_warm_process(request, key, log):
             break
     else:
         log.info("no free warm stage process: starting one")
-        stream = _start(key, folder)
+        stream = _start(key, folder, errors)
+        try:
+            pickle.load(stream)  # "ready"
+        except (OSError, EOFError):
+            stream.close()
+            log.error("the warm stage process it started ended before taking the job")
+            return False
     with stream:
         _send(stream, request)
         try:
@@ -263,5 +275,8 @@ def serve(sock, key, folder, idle=IDLE_SECONDS, run=None):
 
 
 if __name__ == "__main__":
+    from nuclei3d.job import run_request  # its errors reach the first job's log
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the jobs' logs, job by job
     first_job, key, folder = sys.argv[1:4]
-    serve(socket.socket(fileno=int(first_job)), key, Path(folder))
+    serve(socket.socket(fileno=int(first_job)), key, Path(folder), run=run_request)
