@@ -120,3 +120,31 @@ def test_slabs_in_threads_give_the_same_table(threads):
     pd.testing.assert_frame_equal(many, one, check_exact=False, rtol=1e-12)
     empty = measure_nuclei(np.zeros_like(labels), intensity, (1, 1, 1), threads=3)
     assert empty.empty and list(empty.columns) == list(one.columns)
+
+
+def test_read_tables_equals_reading_each_file(tmp_path):
+    """Shared and differing headers, an empty table, no newline at the end."""
+    from nuclei3d.io import write_table
+    from nuclei3d.measure import read_tables
+
+    rng = np.random.default_rng(5)
+    paths = {}
+    for i in range(7):
+        table = pd.DataFrame(
+            {"label": np.arange(1, 1 + i % 4), "volume_um3": rng.random(i % 4)}
+        )
+        if i == 3:
+            table["parameter_set"] = "abc123"
+        paths[f"s{i}"] = tmp_path / f"s{i}.csv"
+        write_table(paths[f"s{i}"], table)
+    last = paths["s6"]
+    last.write_text(last.read_text().rstrip("\n"))
+    tables = read_tables(paths)
+    assert list(tables) == list(paths)
+    for name, path in paths.items():
+        expected = pd.read_csv(path)
+        if len(expected):
+            pd.testing.assert_frame_equal(tables[name], expected)
+        else:
+            assert tables[name].columns.tolist() == expected.columns.tolist()
+            assert tables[name].empty
