@@ -10,14 +10,14 @@ stages of a batch pay Python's imports and the opening of a device once, not
 six times; a run keeps about as many warm processes as it runs jobs at once.
 
 Finding a free warm process: an idle warm process listens on the Unix socket
-``<tmp>/nuclei3d-<uid>/<key>-<pid>.sock``, where ``<key>`` (:func:`process_key`)
-fingerprints what its results depend on: interpreter, library code, mount
-namespace (a container instance), the OpenCL, CUDA, Python and thread variables
-of the environment, the config's device settings, and the process group, which
-is the Snakemake run's (or a SLURM job step's). Only a job with the same key
-uses it, so warm processes serve one run. A warm process that takes a job
-removes its socket file first, and listens again when the job is done; after
-:data:`IDLE_SECONDS` without a job it exits.
+``<tmp>/nuclei3d-<uid>-<host>/<key>-<pid>.sock``, where ``<key>``
+(:func:`process_key`) fingerprints what its results depend on: interpreter,
+library code, mount namespace (a container instance), the OpenCL, CUDA, Python
+and thread variables of the environment, the config's device settings, and the
+process group, which is the Snakemake run's (or a SLURM job step's). Only a job
+with the same key uses it, so warm processes serve one run. A warm process that
+takes a job removes its socket file first, and listens again when the job is
+done; after :data:`IDLE_SECONDS` without a job it exits.
 
 Each side watches the other: when the job's process ends (Snakemake cancelled
 or killed it), the warm process stops before the job's next stack; when the warm
@@ -63,8 +63,12 @@ class ClientGone(RuntimeError):
 
 
 def rendezvous():
-    """The folder of idle warm processes' sockets: ``<tmp>/nuclei3d-<uid>``."""
-    folder = Path(tempfile.gettempdir()) / f"nuclei3d-{os.getuid()}"
+    """The folder of idle warm processes' sockets: ``<tmp>/nuclei3d-<uid>-<host>``.
+
+    The host (its short name) keeps nodes apart where ``<tmp>`` is shared.
+    """
+    host = socket.gethostname().split(".")[0]
+    folder = Path(tempfile.gettempdir()) / f"nuclei3d-{os.getuid()}-{host}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
