@@ -57,7 +57,7 @@ def test_an_idle_warm_process_takes_the_next_job_of_its_key(folder):
         runs.append(request)
         return request == "good"
 
-    thread, stream = serve_in_thread(folder, run, idle=1.0)
+    thread, stream = serve_in_thread(folder, run, idle=3.0)
     pickle.dump("good", stream)
     stream.flush()
     assert pickle.load(stream) is True
@@ -66,7 +66,7 @@ def test_an_idle_warm_process_takes_the_next_job_of_its_key(folder):
     log = logging.getLogger("test")
     assert warm.run_in_warm_process("bad", "k", log) is False
     assert runs == ["good", "bad"]
-    thread.join(timeout=30)  # 1 s without a job: it stops listening, and ends
+    thread.join(timeout=30)  # 3 s without a job: it stops listening, and ends
     assert not thread.is_alive()
     assert not list(folder.glob("k-*"))
 
