@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from benchmark import (  # noqa: E402
     DEMO_SHAPE,
+    REPO,
     cle_runs,
     floor_run,
     machine_info,
@@ -127,7 +128,7 @@ def main(argv=None):
         ),
     )
 
-    def workflow(name, paths, batches, snakefile=None):
+    def workflow(name, paths, batches, snakefile=REPO / "Snakefile"):
         note(
             name,
             workflow_run(
@@ -138,7 +139,7 @@ def main(argv=None):
                 device=args.device,
                 batches=batches,
                 name=name,
-                **({"snakefile": snakefile} if snakefile else {}),
+                snakefile=snakefile,
             ),
         )
 

@@ -42,7 +42,7 @@ def serve_in_thread(folder, run, idle=30.0):
     """`warm.serve` in a thread, as a warm process' loop; the first job's stream."""
     ours, theirs = socket.socketpair()
     thread = threading.Thread(
-        target=warm.serve, args=(theirs, "k", folder, idle, run), daemon=True
+        target=warm.serve, args=(theirs, "k", folder, run, idle), daemon=True
     )
     thread.start()
     stream = ours.makefile("rwb")

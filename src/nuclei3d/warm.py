@@ -41,6 +41,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .fingerprint import code_fingerprint
+
 __all__ = [
     "IDLE_SECONDS",
     "ClientGone",
@@ -112,9 +114,8 @@ def process_key(settings, environ=None):
             digest.update(f"{name}={environ[name]}\0".encode())
     with contextlib.suppress(OSError):  # Linux: a container instance's own
         digest.update(str(os.stat("/proc/self/ns/mnt").st_ino).encode())
-    for path in sorted(PACKAGE_DIR.rglob("*")):
-        if path.suffix in (".py", ".cl"):
-            digest.update(path.name.encode() + path.read_bytes())
+    modules = sorted(path.stem for path in PACKAGE_DIR.glob("*.py"))
+    digest.update(code_fingerprint(*modules).encode())  # with their kernels
     return digest.hexdigest()[:16]
 
 
@@ -244,7 +245,7 @@ def _next_job(key, folder, idle):
         return listener.accept()[0] if readable else None
 
 
-def serve(sock, key, folder, idle=IDLE_SECONDS, run=None):
+def serve(sock, key, folder, run, idle=IDLE_SECONDS):
     """The warm process: run the jobs sent to it until `idle` seconds pass idle.
 
     Parameters
@@ -255,15 +256,12 @@ def serve(sock, key, folder, idle=IDLE_SECONDS, run=None):
         Its :func:`process_key`, under which it listens for more.
     folder : pathlib.Path
         :func:`rendezvous`.
+    run : callable
+        ``run(request, still_wanted)``, True if the job succeeded
+        (:func:`nuclei3d.job.run_request`).
     idle : float, optional
         Seconds to wait for a job before exiting.
-    run : callable, optional
-        ``run(request, still_wanted)``, True if the job succeeded;
-        :func:`nuclei3d.job.run_request` by default.
     """
-    if run is None:
-        from .job import run_request as run
-
     while sock is not None:
         with sock, sock.makefile("rwb") as stream:
             try:
@@ -283,4 +281,4 @@ if __name__ == "__main__":
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the jobs' logs, job by job
     first_job, key, folder = sys.argv[1:4]
-    serve(socket.socket(fileno=int(first_job)), key, Path(folder), run=run_request)
+    serve(socket.socket(fileno=int(first_job)), key, Path(folder), run_request)
