@@ -151,3 +151,89 @@ def test_a_warm_process_that_cannot_start_says_why_in_the_jobs_log(
         assert not warm.run_in_warm_process("job", "k", log, str(log_file))
     assert "ImportError: this install is broken" in log_file.read_text()
     assert "ended before taking the job" in caplog.text
+
+
+def test_a_prestarted_process_waits_while_snakemake_plans(folder):
+    """It listens from the start, warms up meanwhile, and counts its idle time
+    only from when the planning pipe closes."""
+    warmed = threading.Event()
+    read_end, write_end = os.pipe()
+    planning = os.fdopen(read_end, "rb")
+    thread = threading.Thread(
+        target=warm.serve,
+        args=(None, "k", folder, lambda request, still_wanted: True, 0.2),
+        kwargs={"planning": planning, "warm_up": warmed.set},
+        daemon=True,
+    )
+    thread.start()
+    assert warmed.wait(30)
+    time.sleep(1.0)  # five times its idle time: still there while planning
+    assert thread.is_alive()
+    assert list(folder.glob("k-*.sock"))
+    os.close(write_end)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert not list(folder.glob("k-*"))
+    planning.close()
+
+
+def test_a_job_that_comes_during_the_warm_up_waits_for_it(folder):
+    release, runs, results = threading.Event(), [], []
+    read_end, write_end = os.pipe()
+    thread = threading.Thread(
+        target=warm.serve,
+        args=(None, "k", folder, lambda request, still_wanted: runs.append(request)),
+        kwargs={
+            "idle": 0.2,
+            "planning": os.fdopen(read_end, "rb"),
+            "warm_up": lambda: release.wait(30),
+        },
+        daemon=True,
+    )
+    thread.start()
+    wait_for(lambda: list(folder.glob("k-*.sock")))
+    job = threading.Thread(
+        target=lambda: results.append(
+            warm.run_in_warm_process("job", "k", logging.getLogger("t"))
+        )
+    )
+    job.start()
+    time.sleep(0.5)
+    assert runs == [] and job.is_alive()  # connected, waiting for the warm-up
+    release.set()
+    job.join(timeout=30)
+    assert runs == ["job"]
+    os.close(write_end)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_a_prestarted_process_has_its_device_open_for_the_first_job(folder, tmp_path):
+    """A real process from `prestart`, under the key of a job of this
+    environment: it opened the device before the job came."""
+    settings = {
+        "kernel_cache_dir": str(tmp_path / "kernels"),
+        "device": "",
+        "gpu_lock_dir": None,
+    }
+    planned = warm.prestart(1, settings, os.environ)
+    key = warm.process_key(settings)
+    wait_for(lambda: list(folder.glob(f"{key}-*.sock")))
+    log_file = tmp_path / "job.log"
+    log_file.write_text("")
+    request = StageRequest(
+        rule="job",
+        stage="no_such_stage",
+        stacks=[],
+        log=str(log_file),
+        cwd=str(tmp_path),
+        settings=settings,
+    )
+    assert not warm.run_in_warm_process(request, key, logging.getLogger("t"))
+    text = log_file.read_text()
+    pid = int(text.split("stage process ")[1].split(",")[0])
+    assert pid != os.getpid()
+    assert f"stage process {pid}, its job 1 (warm)" in text
+    assert "No module named 'nuclei3d.no_such_stage'" in text
+    planned.close()
+    os.kill(pid, 9)

@@ -98,7 +98,8 @@ def test_writes_every_output_under_results(finished_run):
 
 def test_stage_jobs_run_in_warm_processes_they_share(finished_run):
     """Each stage job's process hands its job to a warm stage process (its log
-    names both); later jobs of the run reuse those (nuclei3d.warm)."""
+    names both), started while Snakemake planned or by an earlier job; later
+    jobs of the run reuse those (nuclei3d.warm)."""
     _, workdir = finished_run
     logs = sorted((workdir / "results/logs").glob("*/*.log"))
     stage_logs = [log.read_text() for log in logs if log.parent.name in STAGES]
@@ -111,6 +112,9 @@ def test_stage_jobs_run_in_warm_processes_they_share(finished_run):
     assert not job_pids & set(stage_pids)
     assert len(set(stage_pids)) < len(stage_logs)
     assert any("(warm)" in text for text in stage_logs)
+    # A process that Snakemake started while it planned, which had opened the
+    # device before its first job came.
+    assert any("its job 1 (warm)" in text for text in stage_logs)
 
 
 def test_tiffs_carry_voxel_size(finished_run):

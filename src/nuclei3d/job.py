@@ -44,15 +44,18 @@ __all__ = [
     "Stack",
     "StageError",
     "StageRequest",
+    "device_settings",
     "finish_opencl_check",
     "job_stacks",
     "node_path",
+    "open_device",
     "run_request",
     "run_stacks",
     "run_stage_job",
     "start_job",
     "start_opencl_check",
     "transform_stack",
+    "warm_up",
 ]
 
 
@@ -249,6 +252,20 @@ def run_stacks(run_stage, stacks, log, *, build_lock=None, still_wanted=None):
         )
 
 
+def device_settings(config):
+    """:attr:`StageRequest.settings`: the config's device settings.
+
+    Examples
+    --------
+    >>> device_settings({"device": "H200", "results": "results"})
+    {'kernel_cache_dir': None, 'device': 'H200', 'gpu_lock_dir': None}
+    """
+    return {
+        name: config.get(name)
+        for name in ("kernel_cache_dir", "device", "gpu_lock_dir")
+    }
+
+
 def run_stage_job(snakemake):
     """The body of every stage rule's script (``scripts/stage.py``).
 
@@ -264,10 +281,7 @@ def run_stage_job(snakemake):
     from .warm import process_key, run_in_warm_process
 
     log = start_job(snakemake)
-    settings = {
-        name: snakemake.config.get(name)
-        for name in ("kernel_cache_dir", "device", "gpu_lock_dir")
-    }
+    settings = device_settings(snakemake.config)
     request = StageRequest(
         rule=snakemake.rule,
         stage=snakemake.params.stage,
@@ -300,6 +314,7 @@ def _job_log(path, rule):
 
 
 _JOBS_RUN = []  # rules of the jobs this process has run
+_WARMED_UP = []  # True once warm_up ran in this process
 
 
 def run_request(request, still_wanted=None):
@@ -325,7 +340,7 @@ def run_request(request, still_wanted=None):
             "stage process %d, its job %d%s",
             os.getpid(),
             len(_JOBS_RUN),
-            " (warm)" if len(_JOBS_RUN) > 1 else "",
+            " (warm)" if len(_JOBS_RUN) > 1 or _WARMED_UP else "",
         )
         try:
             _run_request(request, log, still_wanted)
@@ -342,20 +357,10 @@ def _run_request(request, log, still_wanted):
     lock, held = None, []  # held: the device lock of this job, if any
     try:
         if getattr(stage, "OPENCL", False):
-            from .device import select_device
-            from .kernel_cache import first_build, use_kernel_cache
+            from .kernel_cache import first_build
 
-            settings = request.settings
-            cache = node_path(settings["kernel_cache_dir"])
-            use_kernel_cache(cache)
+            cache, device = open_device(request.settings, held)
             log.info("OpenCL kernel cache: %s", cache)
-            lock_dir = settings.get("gpu_lock_dir")
-            device = select_device(
-                settings.get("device") or "",
-                lock_dir=node_path(lock_dir) if lock_dir else None,
-                cache_dir=cache,
-                held=held,
-            )
             lock = first_build(
                 cache,
                 f"{stage.__name__} {device.platform} {device.name} {device.driver}",
@@ -366,6 +371,58 @@ def _run_request(request, log, still_wanted):
     finally:
         for handle in held:
             handle.close()
+
+
+def open_device(settings, held):
+    """Use the config's kernel cache and open its device in this process.
+
+    Parameters
+    ----------
+    settings : dict
+        :attr:`StageRequest.settings`.
+    held : list
+        Where the device's lock file goes, if the device is locked (closing it
+        releases the device; the process keeps it open).
+
+    Returns
+    -------
+    cache : pathlib.Path
+        The kernel cache folder.
+    device : nuclei3d.device.DeviceChoice
+    """
+    from .device import select_device
+    from .kernel_cache import use_kernel_cache
+
+    cache = node_path(settings["kernel_cache_dir"])
+    use_kernel_cache(cache)
+    lock_dir = settings.get("gpu_lock_dir")
+    device = select_device(
+        settings.get("device") or "",
+        lock_dir=node_path(lock_dir) if lock_dir else None,
+        cache_dir=cache,
+        held=held,
+    )
+    return cache, device
+
+
+def warm_up(settings):
+    """Do what a warm stage process' first OpenCL job would do before its stacks.
+
+    Imports pyclesperanto and opens the device, so that the first job a
+    pre-started warm process (:func:`nuclei3d.warm.prestart`) takes runs at once.
+
+    Parameters
+    ----------
+    settings : dict
+        :attr:`StageRequest.settings`.
+    """
+    held = []
+    try:
+        open_device(settings, held)
+    finally:
+        for handle in held:
+            handle.close()
+    _WARMED_UP.append(True)
 
 
 def transform_stack(stack, buffers, compute):

@@ -8,6 +8,8 @@ earlier job, and waits for the answer. Where no warm process is free, the job
 starts one with its own interpreter and environment variables. So the six
 stages of a batch pay Python's imports and the opening of a device once, not
 six times; a run keeps about as many warm processes as it runs jobs at once.
+A local run starts them while Snakemake plans (:func:`prestart`), so that even
+a batch's first stage finds one that has opened its device.
 
 Finding a free warm process: an idle warm process listens on the Unix socket
 ``<tmp>/nuclei3d-<uid>-<host>/<key>-<pid>.sock``, where ``<key>``
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import pickle
 import select
@@ -47,6 +50,7 @@ __all__ = [
     "IDLE_SECONDS",
     "ClientGone",
     "client_alive",
+    "prestart",
     "process_key",
     "rendezvous",
     "run_in_warm_process",
@@ -124,8 +128,12 @@ def _send(stream, message):
     stream.flush()
 
 
-def _claim(path, timeout=5.0):
-    """Connect to an idle warm process' socket; its stream, or None if taken."""
+def _claim(path, timeout=60.0):
+    """Connect to an idle warm process' socket; its stream, or None if taken.
+
+    A pre-started process answers once it has opened its device; `timeout`
+    bounds that wait.
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -148,6 +156,62 @@ def _claim(path, timeout=5.0):
     return stream
 
 
+def prestart(count, settings, environ):
+    """Start `count` warm processes for the stage jobs Snakemake is planning.
+
+    Each listens for a job under the key the jobs will have (:func:`process_key`
+    of `settings` and `environ`, from this process), imports pyclesperanto and
+    opens the device (:func:`nuclei3d.job.warm_up`) meanwhile, and then waits for
+    its first job while the returned pipe is open and :data:`IDLE_SECONDS` after
+    that, as any idle warm process does. What they write goes nowhere: where one
+    fails, a job starts a warm process of its own, whose error its log shows.
+
+    Parameters
+    ----------
+    count : int
+    settings : dict
+        As for :func:`process_key`.
+    environ : mapping
+        The environment of a stage job.
+
+    Returns
+    -------
+    file object
+        The pipe: close it once the jobs start (it closes when this process ends).
+    """
+    key, folder = process_key(settings, environ), rendezvous()
+    planning, planned = os.pipe()
+    for _ in range(count):
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                __name__,
+                "--prestarted",
+                str(planning),
+                key,
+                str(folder),
+                json.dumps(settings),
+            ],
+            pass_fds=[planning],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_warm_environ(environ),
+        )
+    os.close(planning)
+    return os.fdopen(planned, "wb")
+
+
+def _warm_environ(environ):
+    """A warm process' environment: `environ`, the library first on PYTHONPATH."""
+    environ = dict(environ)
+    environ["PYTHONPATH"] = os.pathsep.join(
+        [str(PACKAGE_DIR.parent), *filter(None, [environ.get("PYTHONPATH")])]
+    )
+    return environ
+
+
 def _start(key, folder, errors):
     """Start a warm process; the stream of its first job.
 
@@ -155,11 +219,6 @@ def _start(key, folder, errors):
     the file `errors`.
     """
     ours, theirs = socket.socketpair()
-    library = str(PACKAGE_DIR.parent)
-    environ = dict(os.environ)
-    environ["PYTHONPATH"] = os.pathsep.join(
-        [library, *filter(None, [environ.get("PYTHONPATH")])]
-    )
     with open(errors or os.devnull, "a") as error_file:
         subprocess.Popen(
             [sys.executable, "-m", __name__, str(theirs.fileno()), key, str(folder)],
@@ -167,7 +226,7 @@ def _start(key, folder, errors):
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=error_file,
-            env=environ,
+            env=_warm_environ(os.environ),
         )
     theirs.close()
     return ours.makefile("rwb")
@@ -230,8 +289,13 @@ def client_alive(sock):
         return False
 
 
-def _next_job(key, folder, idle):
-    """Listen as an idle warm process; the socket of the next job, or None."""
+def _next_job(key, folder, idle, *, planning=None, meanwhile=None):
+    """Listen as an idle warm process; the socket of the next job, or None.
+
+    `meanwhile` is called once the socket listens: a job that connects in the
+    meantime waits for it. The `idle` seconds count from when the pipe
+    `planning` closes, if given.
+    """
     path = folder / f"{key}-{os.getpid()}.sock"
     bound = path.with_suffix(".new")
     bound.unlink(missing_ok=True)
@@ -240,18 +304,25 @@ def _next_job(key, folder, idle):
         listener.bind(str(bound))
         listener.listen(4)
         bound.rename(path)  # jobs see the socket only once it accepts
-        readable, _, _ = select.select([listener], [], [], idle)
-        path.unlink(missing_ok=True)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            if planning is not None:
+                select.select([listener, planning], [], [])
+            readable, _, _ = select.select([listener], [], [], idle)
+        finally:
+            path.unlink(missing_ok=True)
         return listener.accept()[0] if readable else None
 
 
-def serve(sock, key, folder, run, idle=IDLE_SECONDS):
+def serve(sock, key, folder, run, idle=IDLE_SECONDS, *, planning=None, warm_up=None):
     """The warm process: run the jobs sent to it until `idle` seconds pass idle.
 
     Parameters
     ----------
-    sock : socket.socket
-        The first job's connection.
+    sock : socket.socket or None
+        The first job's connection; None for a pre-started process
+        (:func:`prestart`), which listens for its first job.
     key : str
         Its :func:`process_key`, under which it listens for more.
     folder : pathlib.Path
@@ -261,7 +332,15 @@ def serve(sock, key, folder, run, idle=IDLE_SECONDS):
         (:func:`nuclei3d.job.run_request`).
     idle : float, optional
         Seconds to wait for a job before exiting.
+    planning : file object, optional
+        A pre-started process' pipe from Snakemake: while it is open, the first
+        job may still come whatever the time.
+    warm_up : callable, optional
+        Run once the pre-started process listens for its first job
+        (:func:`nuclei3d.job.warm_up`); that job waits for it.
     """
+    if sock is None:
+        sock = _next_job(key, folder, idle, planning=planning, meanwhile=warm_up)
     while sock is not None:
         with sock, sock.makefile("rwb") as stream:
             try:
@@ -277,8 +356,20 @@ def serve(sock, key, folder, run, idle=IDLE_SECONDS):
 
 
 if __name__ == "__main__":
-    from nuclei3d.job import run_request  # its errors reach the first job's log
+    # Its errors reach the first job's log (a pre-started process': nowhere).
+    from nuclei3d.job import run_request, warm_up
 
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the jobs' logs, job by job
-    first_job, key, folder = sys.argv[1:4]
-    serve(socket.socket(fileno=int(first_job)), key, Path(folder), run_request)
+    if sys.argv[1] == "--prestarted":
+        planning, key, folder, settings = sys.argv[2:6]
+        serve(
+            None,
+            key,
+            Path(folder),
+            run_request,
+            planning=os.fdopen(int(planning), "rb"),
+            warm_up=functools.partial(warm_up, json.loads(settings)),
+        )
+    else:
+        first_job, key, folder = sys.argv[1:4]
+        serve(socket.socket(fileno=int(first_job)), key, Path(folder), run_request)

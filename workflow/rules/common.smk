@@ -33,9 +33,10 @@ from nuclei3d.failures import (
 from nuclei3d.fingerprint import code_fingerprint
 from nuclei3d.formats import LayoutCache, expand_sheet
 from nuclei3d.io import StackError
-from nuclei3d.job import finish_opencl_check, start_opencl_check
+from nuclei3d.job import device_settings, finish_opencl_check, start_opencl_check
 from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.sweep import SWEPT, sweep_combinations
+from nuclei3d.warm import prestart
 
 # `--config segment='{spot_sigma_um: 2.5}'` gives '2.5': read as the schema types it.
 CONFIG_SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -198,6 +199,8 @@ OPENCL_CHECK = (
 onstart:
     if OPENCL_CHECK is not None:
         finish_opencl_check(OPENCL_CHECK)
+    if WARM_PROCESSES is not None:
+        WARM_PROCESSES.close()  # the jobs start: they wait for jobs 10 s more
     start_record(
         PROVENANCE,
         config=config,
@@ -288,6 +291,30 @@ def update_failed_stacks():
 # that failed on its own in the last run gets a batch of its own.
 BATCHES = make_batches(
     samples.index, config["batches"], alone=UNREADABLE | FAILED_ON_THEIR_OWN
+)
+
+
+# The same local run starts, while Snakemake plans, a warm stage process for each
+# stage job it can run at once (nuclei3d.warm.prestart): they import
+# pyclesperanto and open the device meanwhile, so a batch's first stage need not.
+# Not with --sdm (a job's interpreter is the env's or the container's). A job's
+# environment is this process' plus the thread variables Snakemake sets from its
+# threads (1).
+JOB_THREAD_VARIABLES = [
+    f"{name}_NUM_THREADS" for name in ("OMP", "GOTO", "OPENBLAS", "MKL", "NUMEXPR")
+] + ["VECLIB_MAXIMUM_THREADS"]
+WARM_PROCESSES = (
+    prestart(
+        min(
+            workflow.resource_settings.cores or 1,
+            len(BATCHES),
+            workflow.global_resources.get("gpu").value or len(BATCHES),
+        ),
+        device_settings(config),
+        {**os.environ, **dict.fromkeys(JOB_THREAD_VARIABLES, "1")},
+    )
+    if OPENCL_CHECK is not None and not workflow.deployment_settings.deployment_method
+    else None
 )
 
 
