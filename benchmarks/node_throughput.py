@@ -1,7 +1,8 @@
 """Throughput of one node: the workflow beside its floor, scikit-image and the seed.
 
     python benchmarks/node_throughput.py [--stacks 1024] [--small 64]
-        [--processes 16] [--batches 16 32] [--before DIR] [--out FILE.json]
+        [--processes 16] [--batches 16 32] [--small-batches 16 8]
+        [--before DIR] [--out FILE.json]
 
 Draws ``--small`` demo-like stacks (86×396×393 uint8, ``nuclei3d.demo``; not
 timed) and copies them, under new names, up to ``--stacks`` files. Then, side by
@@ -9,13 +10,14 @@ side in one run on the same files:
 
 - ``--small`` stacks: the seed notebook's loop in one process
   (``benchmarks/seed_loop.py``) and the workflow (``snakemake --cores P``,
-  ``batches`` the first of ``--batches``);
+  with each ``--small-batches`` value, by default the first of ``--batches``);
 - ``--stacks`` stacks: the floor (the workflow's stage functions in P plain
   processes writing the same files: ``benchmarks/floor.py``), the workflow with
   each ``--batches`` value, and scikit-image's same steps in ``Pool(P)``;
 - with ``--before DIR`` (a checkout of another version of the workflow, e.g.
   ``git archive <commit> | tar -x -C DIR``): that version's workflow on both
-  sets, with the first ``--batches`` value, right after this version's.
+  sets, with the first value of ``--small-batches`` and ``--batches``, right
+  after this version's.
 
 Every figure is the wall time of the whole command. The kernel cache starts
 empty: the seed's first stack, alone in a process, fills it with the seed's
@@ -84,6 +86,7 @@ def main(argv=None):
     parser.add_argument("--small", type=int, default=64)
     parser.add_argument("--processes", type=int, default=16)
     parser.add_argument("--batches", type=int, nargs="+", default=[16])
+    parser.add_argument("--small-batches", type=int, nargs="+")
     parser.add_argument("--device", default="")
     parser.add_argument("--skip-skimage", action="store_true")
     parser.add_argument("--before", type=Path)
@@ -144,9 +147,12 @@ def main(argv=None):
         )
 
     before = args.before and args.before.resolve() / "Snakefile"
-    workflow(f"workflow_{args.small}", small, args.batches[0])
+    small_batches = args.small_batches or args.batches[:1]
+    workflow(f"workflow_{args.small}", small, small_batches[0])
     if before:
-        workflow(f"before_{args.small}", small, args.batches[0], before)
+        workflow(f"before_{args.small}", small, small_batches[0], before)
+    for batches in small_batches[1:]:
+        workflow(f"workflow_{args.small}_batches_{batches}", small, batches)
     for batches in args.batches:
         workflow(f"workflow_{args.stacks}_batches_{batches}", stacks, batches)
         if before and batches == args.batches[0]:
@@ -156,9 +162,15 @@ def main(argv=None):
     seed = report[f"seed_{args.small}"]["process_wall_s"]
     floor = report[f"floor_{args.stacks}"]["wall_s"]
     print(
-        f"\n{args.small} stacks: workflow / seed loop = "
+        f"\n{args.small} stacks, batches {small_batches[0]}: workflow / seed loop = "
         f"{report[f'workflow_{args.small}']['wall_s'] / seed:.2f}"
     )
+    for batches in small_batches[1:]:
+        wall = report[f"workflow_{args.small}_batches_{batches}"]["wall_s"]
+        print(
+            f"{args.small} stacks, batches {batches}: workflow / seed loop = "
+            f"{wall / seed:.2f}"
+        )
     if before:
         b, n = args.batches[0], args.stacks
         for now, then in (
