@@ -294,12 +294,12 @@ BATCHES = make_batches(
 )
 
 
-# The same local run starts, while Snakemake plans, a warm stage process for each
-# stage job it can run at once (nuclei3d.warm.prestart): they import
-# pyclesperanto and open the device meanwhile, so a batch's first stage need not.
-# Not with --sdm (a job's interpreter is the env's or the container's). A job's
-# environment is this process' plus the thread variables Snakemake sets from its
-# threads (1).
+# A local run (as for OPENCL_CHECK) starts, while Snakemake plans, a warm stage
+# process for each stage job it can run at once (nuclei3d.warm.prestart): they
+# import pyclesperanto and open the device meanwhile, so that a batch's first
+# stage need not. Not with --sdm (a job's interpreter is then the env's or the
+# container's). A job's environment is this process' plus the thread variables
+# Snakemake sets from the job's threads (1).
 JOB_THREAD_VARIABLES = [
     f"{name}_NUM_THREADS" for name in ("OMP", "GOTO", "OPENBLAS", "MKL", "NUMEXPR")
 ] + ["VECLIB_MAXIMUM_THREADS"]
