@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,3 +150,38 @@ def test_read_tables_equals_reading_each_file(tmp_path):
         else:
             assert tables[name].columns.tolist() == expected.columns.tolist()
             assert tables[name].empty
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_the_run_table_holds_each_stacks_rows_as_written(tmp_path, mixed):
+    """collect_job: every stack's values to the last digit, behind its name; where
+    the headers differ (one stack has a parameter set), the union of columns."""
+    import logging
+
+    from nuclei3d.io import write_table
+    from nuclei3d.measure import collect_job
+
+    rng = np.random.default_rng(8)
+    paths, tables = {}, {}
+    for i in range(5):
+        tables[f"s{i}"] = pd.DataFrame(
+            {"label": np.arange(1, 1 + i % 3), "volume_um3": rng.random(i % 3) * 99}
+        )
+        if mixed and i == 2:
+            tables[f"s{i}"]["parameter_set"] = "abc123"
+        paths[f"s{i}"] = str(tmp_path / f"s{i}.csv")
+        write_table(paths[f"s{i}"], tables[f"s{i}"])
+    out, summary = tmp_path / "label_statistics.csv", tmp_path / "summary.csv"
+    collect_job(paths, str(out), str(summary), logging.getLogger("t"))
+    rows = pd.read_csv(out, float_precision="round_trip")
+    expected, _ = collect_statistics(tables)
+    assert rows.columns.tolist() == expected.columns.tolist()
+    pd.testing.assert_frame_equal(rows, expected, check_dtype=False)
+    if not mixed:  # the lines themselves, behind the sample's name
+        lines = out.read_text().splitlines()[1:]
+        assert lines == [
+            f"{name},{line}"
+            for name, path in paths.items()
+            for line in Path(path).read_text().splitlines()[1:]
+        ]
+    assert pd.read_csv(summary)["nuclei"].tolist() == [0, 1, 2, 0, 1]

@@ -13,10 +13,12 @@ __all__ = [
     "COLUMNS",
     "collect_job",
     "collect_statistics",
+    "join_tables",
     "measure_nuclei",
     "read_tables",
     "run_stage",
     "summarize_stack",
+    "summarize_stacks",
 ]
 
 COLUMNS = [
@@ -255,11 +257,64 @@ def collect_statistics(tables):
         else pd.DataFrame(columns=["sample", *COLUMNS])
     )
     rows = rows[["sample", *[c for c in rows.columns if c != "sample"]]]
-    summary = pd.DataFrame(
+    return rows, summarize_stacks(tables)
+
+
+def summarize_stacks(tables):
+    """The run's per-stack summary: ``sample`` and :data:`SUMMARY_COLUMNS`.
+
+    Parameters
+    ----------
+    tables : dict of str to pandas.DataFrame
+        Per-stack tables from :func:`measure_nuclei`, by sample name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample (:func:`summarize_stack`).
+    """
+    return pd.DataFrame(
         [{"sample": name, **summarize_stack(table)} for name, table in tables.items()],
         columns=["sample", *SUMMARY_COLUMNS],
     )
-    return rows, summary
+
+
+def join_tables(paths):
+    r"""The run's table as CSV text, where all per-stack tables share one header.
+
+    Each stack's lines are copied behind its name, in a first column ``sample``:
+    the table of :func:`collect_statistics`, with every value as the stack's own
+    table has it (a CSV reader's floats may differ in their last digit).
+
+    Parameters
+    ----------
+    paths : dict of str to str
+        Sample name -> its CSV table (:func:`run_stage`); names need no quoting.
+
+    Returns
+    -------
+    str or None
+        None where the headers differ.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.csv").write_text("label,volume_um3\n1,0.30000000000000004\n")
+    >>> _ = (folder / "b.csv").write_text("label,volume_um3\n")
+    >>> print(join_tables({"a": folder / "a.csv", "b": folder / "b.csv"}), end="")
+    sample,label,volume_um3
+    a,1,0.30000000000000004
+    """
+    texts = {name: Path(path).read_text() for name, path in paths.items()}
+    headers = {text.partition("\n")[0] for text in texts.values()}
+    if len(headers) != 1:
+        return None
+    lines = [f"sample,{headers.pop()}\n"]
+    for name, text in texts.items():
+        body = text.partition("\n")[2]
+        lines.extend(f"{name},{line}\n" for line in body.splitlines() if line)
+    return "".join(lines)
 
 
 def run_stage(stack, log):
@@ -325,12 +380,22 @@ def collect_job(tables, label_statistics, summary, log):
     tables : dict of str to str
         Sample name -> its ``statistics.csv``.
     label_statistics, summary : str
-        Output CSV files (:func:`collect_statistics`).
+        Output CSV files (:func:`collect_statistics`). Where the stacks' tables
+        share one header, `label_statistics` is their lines joined
+        (:func:`join_tables`).
     log : logging.Logger
     """
     from . import io
 
-    rows, per_stack = collect_statistics(read_tables(tables))
-    log.info("%d nuclei in %d stacks", len(rows), len(per_stack))
-    io.write_table(label_statistics, rows)
+    frames = read_tables(tables)
+    joined = join_tables(tables)
+    if joined is None:
+        rows, per_stack = collect_statistics(frames)
+        io.write_table(label_statistics, rows)
+    else:
+        per_stack = summarize_stacks(frames)
+        with io.atomic_path(label_statistics) as tmp:
+            tmp.write_text(joined)
+    nuclei = sum(len(frame) for frame in frames.values())
+    log.info("%d nuclei in %d stacks", nuclei, len(per_stack))
     io.write_table(summary, per_stack)
