@@ -174,8 +174,22 @@ def runs(cluster, env, tmp_path_factory):
             cluster, env, make_workdir(root / "slurm", SAMPLES, **CONFIG)
         )
         local = make_workdir(root / "local", SAMPLES, **CONFIG)
-        run_snakemake(local, env=env)
-        return {"slurm": slurm, "local": local, "sweep": sweep.result()}
+        process = run_snakemake(local, env=env)
+        return {
+            "slurm": slurm,
+            "local": local,
+            "local_output": process.stdout + process.stderr,
+            "sweep": sweep.result(),
+        }
+
+
+def test_only_a_local_run_prestarts_warm_processes(runs):
+    """The submitting Snakemake of a SLURM run starts no stage process (nor an
+    OpenCL check) on its own host: its jobs run on the cluster's nodes."""
+    line = "warm stage process(es) start while Snakemake plans"
+    assert f"nuclei3d: 2 {line}" in runs["local_output"]
+    for name in ("slurm", "sweep"):
+        assert line not in runs[name].output, name
 
 
 def test_outputs_equal_those_of_a_local_run(runs):

@@ -183,17 +183,19 @@ def sheet_voxel_size(sample):
     return [float(v) for v in values]
 
 
+# A run on this machine: Snakemake picks the executor only after reading this
+# file, but a cluster executor's --jobs (profiles/slurm: `jobs`) is its `nodes`,
+# while a local run's is its cores. Not a dry run, nor a job of a cluster run.
+LOCAL_RUN = (
+    workflow.resource_settings.nodes is None
+    and not (workflow.remote_exec or workflow.subprocess_exec)
+    and not workflow.output_settings.dryrun
+)
 # A local run checks, while Snakemake plans, that this machine has a working
 # OpenCL device (nuclei3d.probe; with kept verdicts a third of a second), and
 # stops before its first job with one message that says how to get one if not.
 # On a cluster the jobs' nodes are not this one: there each job checks its own.
-OPENCL_CHECK = (
-    start_opencl_check(config)
-    if workflow.local_exec
-    and not (workflow.remote_exec or workflow.subprocess_exec)
-    and not workflow.output_settings.dryrun
-    else None
-)
+OPENCL_CHECK = start_opencl_check(config) if LOCAL_RUN else None
 
 
 onstart:
@@ -294,28 +296,30 @@ BATCHES = make_batches(
 )
 
 
-# A local run (as for OPENCL_CHECK) starts, while Snakemake plans, a warm stage
-# process for each stage job it can run at once (nuclei3d.warm.prestart): they
-# import pyclesperanto and open the device meanwhile, so that a batch's first
-# stage need not. Not with --sdm (a job's interpreter is then the env's or the
+# A local run also starts, while Snakemake plans, a warm stage process for each
+# stage job it can run at once (nuclei3d.warm.prestart): they import
+# pyclesperanto and open the device meanwhile, so that a batch's first stage
+# need not. Not with --sdm (a job's interpreter is then the env's or the
 # container's). A job's environment is this process' plus the thread variables
 # Snakemake sets from the job's threads (1).
 JOB_THREAD_VARIABLES = [
     f"{name}_NUM_THREADS" for name in ("OMP", "GOTO", "OPENBLAS", "MKL", "NUMEXPR")
 ] + ["VECLIB_MAXIMUM_THREADS"]
-WARM_PROCESSES = (
-    prestart(
-        min(
-            workflow.resource_settings.cores or 1,
-            len(BATCHES),
-            workflow.global_resources.get("gpu").value or len(BATCHES),
-        ),
+WARM_PROCESSES = None
+if LOCAL_RUN and not workflow.deployment_settings.deployment_method:
+    warm_count = min(
+        workflow.resource_settings.cores or 1,
+        len(BATCHES),
+        workflow.global_resources.get("gpu").value or len(BATCHES),
+    )
+    WARM_PROCESSES = prestart(
+        warm_count,
         device_settings(config),
         {**os.environ, **dict.fromkeys(JOB_THREAD_VARIABLES, "1")},
     )
-    if OPENCL_CHECK is not None and not workflow.deployment_settings.deployment_method
-    else None
-)
+    logger.info(
+        f"nuclei3d: {warm_count} warm stage process(es) start while Snakemake plans"
+    )
 
 
 def stage_resources(stage, *, gpu=True):
