@@ -15,6 +15,7 @@ __all__ = [
     "collect_statistics",
     "join_tables",
     "measure_nuclei",
+    "parse_tables",
     "read_tables",
     "run_stage",
     "summarize_stack",
@@ -279,7 +280,7 @@ def summarize_stacks(tables):
     )
 
 
-def join_tables(paths):
+def join_tables(texts):
     r"""The run's table as CSV text, where all per-stack tables share one header.
 
     Each stack's lines are copied behind its name, in a first column ``sample``:
@@ -288,8 +289,9 @@ def join_tables(paths):
 
     Parameters
     ----------
-    paths : dict of str to str
-        Sample name -> its CSV table (:func:`run_stage`); names need no quoting.
+    texts : dict of str to str
+        Sample name -> the CSV text of its table (:func:`run_stage`); names need
+        no quoting.
 
     Returns
     -------
@@ -298,15 +300,11 @@ def join_tables(paths):
 
     Examples
     --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "a.csv").write_text("label,volume_um3\n1,0.30000000000000004\n")
-    >>> _ = (folder / "b.csv").write_text("label,volume_um3\n")
-    >>> print(join_tables({"a": folder / "a.csv", "b": folder / "b.csv"}), end="")
+    >>> a = "label,volume_um3\n1,0.30000000000000004\n"
+    >>> print(join_tables({"a": a, "b": "label,volume_um3\n"}), end="")
     sample,label,volume_um3
     a,1,0.30000000000000004
     """
-    texts = {name: Path(path).read_text() for name, path in paths.items()}
     headers = {text.partition("\n")[0] for text in texts.values()}
     if len(headers) != 1:
         return None
@@ -335,10 +333,7 @@ def run_stage(stack, log):
 def read_tables(paths):
     """Per-stack CSV tables, read with one ``pandas.read_csv`` per header.
 
-    The same tables as ``pandas.read_csv`` of each file, without paying the
-    parser's set-up once per file, which is most of the time for many small
-    tables: the tables that share a header are read as one CSV, then cut by their
-    row counts.
+    The same tables as ``pandas.read_csv`` of each file (:func:`parse_tables`).
 
     Parameters
     ----------
@@ -350,11 +345,32 @@ def read_tables(paths):
     dict of str to pandas.DataFrame
         In the order of `paths`.
     """
+    return parse_tables({name: Path(path).read_text() for name, path in paths.items()})
+
+
+def parse_tables(texts):
+    """Per-stack tables from their CSV texts, with one parse per header.
+
+    The same tables as ``pandas.read_csv`` of each text, without paying the
+    parser's set-up once per table, which is most of the time for many small
+    tables: the tables that share a header are read as one CSV, then cut by their
+    row counts.
+
+    Parameters
+    ----------
+    texts : dict of str to str
+        Name -> CSV text with a header line.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        In the order of `texts`.
+    """
     from io import StringIO
 
     groups = {}
-    for name, path in paths.items():
-        header, _, body = Path(path).read_text().partition("\n")
+    for name, text in texts.items():
+        header, _, body = text.partition("\n")
         if body and not body.endswith("\n"):
             body += "\n"
         groups.setdefault(header, []).append((name, body))
@@ -363,13 +379,15 @@ def read_tables(paths):
         whole = pd.read_csv(StringIO(header + "\n" + "".join(b for _, b in members)))
         counts = [body.count("\n") for _, body in members]
         if len(whole) != sum(counts):  # blank lines: no row count to cut by
-            tables.update((name, pd.read_csv(paths[name])) for name, _ in members)
+            tables.update(
+                (name, pd.read_csv(StringIO(texts[name]))) for name, _ in members
+            )
             continue
         start = 0
         for (name, _), count in zip(members, counts, strict=True):
             tables[name] = whole.iloc[start : start + count].reset_index(drop=True)
             start += count
-    return {name: tables[name] for name in paths}
+    return {name: tables[name] for name in texts}
 
 
 def collect_job(tables, label_statistics, summary, log):
@@ -387,8 +405,9 @@ def collect_job(tables, label_statistics, summary, log):
     """
     from . import io
 
-    frames = read_tables(tables)
-    joined = join_tables(tables)
+    texts = {name: Path(path).read_text() for name, path in tables.items()}
+    frames = parse_tables(texts)
+    joined = join_tables(texts)
     if joined is None:
         rows, per_stack = collect_statistics(frames)
         io.write_table(label_statistics, rows)
