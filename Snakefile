@@ -31,10 +31,7 @@ for rules in sorted(Path(workflow.basedir, "workflow/rules").glob("*.smk")):
 
 rule all:
     input:
-        [
-            expand(result(output), sample=samples.index)
-            for output in STAGE_OUTPUTS.values()
-        ],
+        every_stack(*STAGE_OUTPUTS.values()),
         f"{RESULTS}/label_statistics.csv",
         f"{RESULTS}/summary.csv",
         [f"{RESULTS}/plots/{stem}.png" for stem, _ in FIGURES.values()],
@@ -49,7 +46,7 @@ for stage, output in STAGE_OUTPUTS.items():
         name:
             stage
         input:
-            expand(result(output), sample=samples.index),
+            every_stack(output),
         localrule: True
 
 
@@ -57,13 +54,9 @@ rule completed:
     """The per-stack outputs of every stack but those the last run lost
     (failed_stacks.tsv): `snakemake --report report.html completed`."""
     input:
-        expand(
-            result("overlay"),
-            sample=[s for s in samples.index if s not in FAILED_SAMPLES],
-        ),
-        expand(
-            result("validation.csv"),
-            sample=[s for s in ANNOTATED if s not in FAILED_SAMPLES],
+        every_stack("overlay", of=[s for s in samples.index if s not in FAILED_SAMPLES]),
+        every_stack(
+            "validation.csv", of=[s for s in ANNOTATED if s not in FAILED_SAMPLES]
         ),
 
 

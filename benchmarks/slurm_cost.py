@@ -1,18 +1,23 @@
 """What a run costs a SLURM cluster against the same run on the machine itself.
 
-    python benchmarks/slurm_cost.py [--stacks 16] [--out FILE.json]
+    python benchmarks/slurm_cost.py [--stacks 16] [--repeats 3] [--out FILE.json]
 
 Starts the single-node test cluster of ``tests/slurm_cluster.py`` (partitions
-``cpu`` and ``gpu``, two stand-in GPUs: PoCL's ``pthread`` devices), draws the
-demo stacks once (full demo size, as ``config/config.yaml`` sets it), then runs
-the workflow on them side by side:
+``cpu`` and ``gpu``, two stand-in GPUs: PoCL's ``pthread`` devices; the
+machine's cores, each job bound to the one it got, as production clusters
+bind them, so that a job's Snakemake sees one core), draws the
+demo stacks once (full demo size, as ``config/config.yaml`` sets it), runs the
+workflow once on one of them (so that both runs find the node's kernel cache and
+OpenCL verdicts kept, as every run after a node's first does), then runs it on
+all of them side by side, `--repeats` times in turn:
 
 - ``local``: ``snakemake --cores 2``;
 - ``slurm``: ``snakemake --profile profiles/slurm`` as it ships, plus the flags
   this cluster needs (no accounting, no accounts, early status checks).
 
-Prints the allocation table: wall time, SLURM jobs, and allocated core-seconds
-(each job's run time x its CPUs, summed), against the local run's wall x cores.
+Prints the allocation table of each pair: wall time, SLURM jobs, and allocated
+core-seconds (each job's run time x its CPUs, summed), against the local run's
+wall x cores; and the median of the pairs' ratios.
 Needs slurm-wlm and munge (``.ci/run`` installs them) and root or the right to
 start the daemons.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,15 +74,24 @@ def timed(command, cwd, env):
     return wall, process.stdout + process.stderr
 
 
+def slurm_jobs(cluster, output):
+    """The SLURM jobs of the run whose Snakemake printed `output`."""
+    run_id = output.split("SLURM run ID: ")[1].split()[0]
+    return [j for j in cluster.jobs() if j["JobName"] == run_id]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stacks", type=int, default=16)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     samples = [f"stack{i:03d}" for i in range(args.stacks)]
+    cores = ["--cores", str(args.cores)]
     root = Path(tempfile.mkdtemp(prefix="slurm-cost-"))
-    with SlurmCluster(root / "cluster") as cluster:
+    pairs = []
+    with SlurmCluster(root / "cluster", bind_cpus=True) as cluster:
         env = dict(cluster.env)
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
         env["POCL_DEVICES"] = "pthread pthread"
@@ -84,60 +99,62 @@ def main(argv=None):
         env.pop("PYTHONPATH", None)
         draw = workdir(root / "draw", samples)
         subprocess.run(
-            [*SNAKEMAKE, "--cores", str(args.cores), "--until", "demo_stack"],
+            [*SNAKEMAKE, *cores, "--until", "demo_stack"],
             cwd=draw,
             env=env,
             check=True,
             capture_output=True,
         )
         demo = draw / "resources"
-        local = workdir(root / "local", samples, demo)
-        local_wall, _ = timed([*SNAKEMAKE, "--cores", str(args.cores)], local, env)
-        slurm = workdir(root / "slurm", samples, demo)
-        slurm_wall, output = timed(
-            [
-                *SNAKEMAKE,
-                "--profile",
-                str(REPO / "profiles/slurm"),
-                *SLURM_TEST_FLAGS,
-            ],
-            slurm,
-            env,
-        )
-        run_id = output.split("SLURM run ID: ")[1].split()[0]
-        jobs = [j for j in cluster.jobs() if j["JobName"] == run_id]
-    allocated = sum(seconds(j["RunTime"]) * int(j["NumCPUs"]) for j in jobs)
-    local_core_s = local_wall * args.cores
+        timed([*SNAKEMAKE, *cores], workdir(root / "warm-up", samples[:1], demo), env)
+        for repeat in range(args.repeats):
+            local = workdir(root / f"local{repeat}", samples, demo)
+            local_wall, _ = timed([*SNAKEMAKE, *cores], local, env)
+            slurm = workdir(root / f"slurm{repeat}", samples, demo)
+            profile = ["--profile", str(REPO / "profiles/slurm"), *SLURM_TEST_FLAGS]
+            slurm_wall, output = timed([*SNAKEMAKE, *profile], slurm, env)
+            jobs = slurm_jobs(cluster, output)
+            allocated = sum(seconds(j["RunTime"]) * int(j["NumCPUs"]) for j in jobs)
+            pairs.append(
+                {
+                    "local": {"wall_s": local_wall, "core_s": local_wall * args.cores},
+                    "slurm": {
+                        "wall_s": slurm_wall,
+                        "jobs": len(jobs),
+                        "allocated_core_s": allocated,
+                        "per_job": [
+                            {
+                                "rule": j["Comment"],
+                                "run_s": seconds(j["RunTime"]),
+                                "cpus": j["NumCPUs"],
+                            }
+                            for j in jobs
+                        ],
+                    },
+                    "ratio": allocated / (local_wall * args.cores),
+                }
+            )
+    batches = yaml.safe_load((REPO / "config/config.yaml").read_text())["batches"]
     result = {
         "stacks": args.stacks,
-        "batches": yaml.safe_load((REPO / "config/config.yaml").read_text())["batches"],
-        "local": {"wall_s": local_wall, "core_s": local_core_s},
-        "slurm": {
-            "wall_s": slurm_wall,
-            "jobs": len(jobs),
-            "allocated_core_s": allocated,
-            "per_job": [
-                {
-                    "rule": j["Comment"],
-                    "run_s": seconds(j["RunTime"]),
-                    "cpus": j["NumCPUs"],
-                }
-                for j in jobs
-            ],
-        },
-        "ratio": allocated / local_core_s,
+        "batches": batches,
+        "pairs": pairs,
+        "ratio_median": statistics.median(pair["ratio"] for pair in pairs),
     }
-    print(f"{args.stacks} stacks, batches: {result['batches']}")
-    print("| run | wall | SLURM jobs | allocated core-seconds |")
-    print("|---|---|---|---|")
+    print(f"{args.stacks} stacks, batches: {batches}")
     print(
-        f"| local `--cores {args.cores}` | {local_wall:.1f} s | – "
-        f"| ({local_core_s:.0f}) |"
+        "| pair | local `--cores 2`: wall (core-s) | `--profile profiles/slurm`: wall "
+        "| SLURM jobs | allocated core-s | ratio |"
     )
-    print(
-        f"| `--profile profiles/slurm` | {slurm_wall:.1f} s | {len(jobs)} | "
-        f"{allocated:.0f} ({result['ratio']:.2f}× local) |"
-    )
+    print("|---|---|---|---|---|---|")
+    for i, pair in enumerate(pairs, 1):
+        local, slurm = pair["local"], pair["slurm"]
+        print(
+            f"| {i} | {local['wall_s']:.1f} s ({local['core_s']:.0f}) "
+            f"| {slurm['wall_s']:.1f} s | {slurm['jobs']} "
+            f"| {slurm['allocated_core_s']:.0f} | {pair['ratio']:.2f}× |"
+        )
+    print(f"median ratio: {result['ratio_median']:.2f}×")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     shutil.rmtree(root, ignore_errors=True)

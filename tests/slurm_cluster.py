@@ -9,7 +9,9 @@ wrappers of the client commands that set it first in ``PATH`` (jobs inherit both
 through ``sbatch``; see :meth:`SlurmCluster._write_wrappers` for why).
 
 The node has the machine's CPUs (at least 4) and a fixed amount of memory (both
-bookkeeping only: nothing is enforced without cgroups), partitions ``cpu``
+bookkeeping only: nothing is enforced without cgroups); with ``bind_cpus`` it
+has exactly the machine's CPUs and binds each job to those it got
+(``task/affinity``), as production clusters do. Partitions ``cpu``
 (default) and ``gpu``, and two stand-in GPUs (``/dev/null`` and ``/dev/zero``:
 SLURM only needs device files to hand out, and sets ``CUDA_VISIBLE_DEVICES`` to
 the index of the one a job got). A prolog records each job's GPUs as it starts
@@ -108,10 +110,16 @@ class SlurmCluster:
         Partition names, all on the one node; the first is the default.
     gpu_type : str, optional
         A GPU model name (``Gres=gpu:<type>:2``), for ``--gpus=<type>:1``.
+    bind_cpus : bool, optional
+        Announce the machine's CPUs (not at least 4) and bind each job to its
+        CPUs (``TaskPlugin=task/affinity``; the tests use ``task/none``).
     """
 
-    def __init__(self, root, partitions=("cpu", "gpu"), gpu_type=None):
+    def __init__(
+        self, root, partitions=("cpu", "gpu"), gpu_type=None, *, bind_cpus=False
+    ):
         self.root = Path(root).resolve()
+        self.bind_cpus = bind_cpus
         self.partitions = tuple(partitions)
         self.gpu_type = gpu_type
         self.node = socket.gethostname().split(".")[0]  # `hostname -s`
@@ -325,7 +333,7 @@ class SlurmCluster:
     def _write_configs(self):
         user = getpass.getuser()
         ctld_port, slurmd_port = _free_ports(2)
-        cpus = max(os.cpu_count() or 1, MIN_CPUS)
+        cpus = os.cpu_count() if self.bind_cpus else max(os.cpu_count(), MIN_CPUS)
         root = self.root
         type_ = f" Type={self.gpu_type}" if self.gpu_type else ""
         gres = [
@@ -356,7 +364,7 @@ class SlurmCluster:
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
             "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
+            f"TaskPlugin=task/{'affinity' if self.bind_cpus else 'none'}",
             "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none",

@@ -183,13 +183,27 @@ def runs(cluster, env, tmp_path_factory):
         }
 
 
-def test_only_a_local_run_prestarts_warm_processes(runs):
+def test_warm_processes_start_where_the_stages_run(runs):
     """The submitting Snakemake of a SLURM run starts no stage process (nor an
-    OpenCL check) on its own host: its jobs run on the cluster's nodes."""
+    OpenCL check) on its own host: its jobs run on the cluster's nodes. Each
+    SLURM job starts one while its Snakemake plans, and the batch's stages, run
+    by the job step's Snakemake, find it with the device open."""
     line = "warm stage process(es) start while Snakemake plans"
     assert f"nuclei3d: 2 {line}" in runs["local_output"]
     for name in ("slurm", "sweep"):
         assert line not in runs[name].output, name
+    run = runs["slurm"]
+    for job in run.jobs:
+        assert f"nuclei3d: 1 {line}" in slurm_log(job), job
+        (batch,) = {rule.rpartition("_")[2] for rule in rules_run_by(job)}
+        logs = {
+            stage: (run.workdir / "results/logs" / stage / f"{batch}.log").read_text()
+            for stage in STAGES
+        }
+        assert re.search(r"stage process \d+, its job 1 \(warm\)", logs["resample"])
+        chain = ("resample", "equalize", "background", "segment")
+        processes = {re.search(r"stage process (\d+)", logs[s]).group(1) for s in chain}
+        assert len(processes) == 1, logs
 
 
 def test_outputs_equal_those_of_a_local_run(runs):

@@ -1,9 +1,12 @@
 """Warm stage processes: found by key, reused, watched, gone when idle."""
 
+import json
 import logging
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +39,35 @@ def test_the_key_follows_what_results_depend_on():
     assert key != warm.process_key({"device": ""}, {**base, "OMP_NUM_THREADS": "2"})
     gpu = {**base, "CUDA_VISIBLE_DEVICES": "1"}
     assert key != warm.process_key({"device": ""}, gpu)
+
+
+def key_in_a_new_session(environ):
+    """`process_key` as a process of another process group computes it."""
+    code = (
+        "import json, sys; from nuclei3d import warm; "
+        "print(warm.process_key({'device': ''}, json.loads(sys.argv[1])))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, json.dumps(environ)],
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_the_key_is_the_slurm_jobs_else_the_process_groups():
+    """The batch script and the job steps of a SLURM job are process groups of
+    their own: inside a job, its warm processes serve all of them; elsewhere
+    only the Snakemake run's process group."""
+    job = {"POCL_DEVICES": "pthread", "SLURM_JOB_ID": "7"}
+    assert key_in_a_new_session(job) == warm.process_key({"device": ""}, job)
+    other_job = {**job, "SLURM_JOB_ID": "8"}
+    assert warm.process_key({"device": ""}, other_job) != warm.process_key(
+        {"device": ""}, job
+    )
+    alone = {"POCL_DEVICES": "pthread"}
+    assert key_in_a_new_session(alone) != warm.process_key({"device": ""}, alone)
 
 
 def serve_in_thread(folder, run, idle=30.0):
@@ -216,9 +248,14 @@ def test_a_prestarted_process_has_its_device_open_for_the_first_job(folder, tmp_
         "device": "",
         "gpu_lock_dir": None,
     }
-    planned = warm.prestart(1, settings, os.environ)
+    planned, started = warm.prestart(1, settings, os.environ)
+    assert started == 1
     key = warm.process_key(settings)
     wait_for(lambda: list(folder.glob(f"{key}-*.sock")))
+    # A second Snakemake of this run (a cluster job's step) finds it listening.
+    again, started_again = warm.prestart(1, settings, os.environ)
+    assert started_again == 0 and warm.idle_processes(key) == 1
+    again.close()
     log_file = tmp_path / "job.log"
     log_file.write_text("")
     request = StageRequest(

@@ -8,25 +8,27 @@ earlier job, and waits for the answer. Where no warm process is free, the job
 starts one with its own interpreter and environment variables. So the six
 stages of a batch pay Python's imports and the opening of a device once, not
 six times; a run keeps about as many warm processes as it runs jobs at once.
-A local run starts them while Snakemake plans (:func:`prestart`), so that even
-a batch's first stage finds one that has opened its device.
+A run starts them while Snakemake plans (:func:`prestart`), so that even a
+batch's first stage finds one that has opened its device: a local run, and each
+job of a cluster run on its node.
 
 Finding a free warm process: an idle warm process listens on the Unix socket
 ``<tmp>/nuclei3d-<uid>-<host>/<key>-<pid>.sock``, where ``<key>``
 (:func:`process_key`) fingerprints what its results depend on: interpreter,
 library code, mount namespace (a container instance), the OpenCL, CUDA, Python
 and thread variables of the environment, the config's device settings, and the
-process group, which is the Snakemake run's (or a SLURM job step's). Only a job
-with the same key uses it, so warm processes serve one run. A warm process that
+run it belongs to (:func:`run_identity`): the SLURM job it runs in, else the
+process group of the Snakemake run. Only a job with the same key uses it, so
+warm processes serve one run (or one SLURM job). A warm process that
 takes a job removes its socket file first, and listens again when the job is
 done; after :data:`IDLE_SECONDS` without a job it exits.
 
 Each side watches the other: when the job's process ends (Snakemake cancelled
 or killed it), the warm process stops before the job's next stack; when the warm
 process ends (killed, crashed), the job fails and its log says so. A warm
-process started by a job stays in Snakemake's process group, so interrupting or
-killing the run's process group ends it too, and no process of another run
-writes to this run's files.
+process stays in Snakemake's process group, so interrupting or killing the run's
+process group ends it too (SLURM ends a job's processes with the job), and no
+process of another run writes to this run's files.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ __all__ = [
     "IDLE_SECONDS",
     "ClientGone",
     "client_alive",
+    "idle_processes",
     "prestart",
     "process_key",
     "rendezvous",
+    "run_identity",
     "run_in_warm_process",
     "serve",
 ]
@@ -77,6 +81,24 @@ def rendezvous():
     folder = Path(tempfile.gettempdir()) / f"nuclei3d-{os.getuid()}-{host}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
+
+
+def run_identity(environ=None):
+    """The run a warm process belongs to: its SLURM job, else its process group.
+
+    Inside a SLURM job the batch script and each ``srun`` step are process
+    groups of their own, but all belong to the job, which SLURM ends as a whole.
+
+    Examples
+    --------
+    >>> run_identity({"SLURM_JOB_ID": "42"})
+    'slurm job 42'
+    >>> run_identity({}) == f"process group {os.getpgrp()}"
+    True
+    """
+    environ = os.environ if environ is None else environ
+    job = environ.get("SLURM_JOB_ID")
+    return f"slurm job {job}" if job else f"process group {os.getpgrp()}"
 
 
 def process_key(settings, environ=None):
@@ -105,7 +127,7 @@ def process_key(settings, environ=None):
     environ = os.environ if environ is None else environ
     digest = hashlib.sha256()
     described = (
-        os.getpgrp(),
+        run_identity(environ),
         sys.executable,
         sys.prefix,
         sys.version,
@@ -156,15 +178,26 @@ def _claim(path, timeout=60.0):
     return stream
 
 
-def prestart(count, settings, environ):
-    """Start `count` warm processes for the stage jobs Snakemake is planning.
+def idle_processes(key):
+    """How many warm processes of `key` listen for a job now (pre-started ones too)."""
+    alive = 0
+    for path in rendezvous().glob(f"{key}-*.sock"):
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            os.kill(int(path.stem.rsplit("-", 1)[1]), 0)
+            alive += 1
+    return alive
 
-    Each listens for a job under the key the jobs will have (:func:`process_key`
-    of `settings` and `environ`, from this process), imports pyclesperanto and
-    opens the device (:func:`nuclei3d.job.warm_up`) meanwhile, and then waits for
-    its first job while the returned pipe is open and :data:`IDLE_SECONDS` after
-    that, as any idle warm process does. What they write goes nowhere: where one
-    fails, a job starts a warm process of its own, whose error its log shows.
+
+def prestart(count, settings, environ):
+    """Have `count` warm processes ready for the stage jobs Snakemake is planning.
+
+    Starts as many as the jobs' key (:func:`process_key` of `settings` and
+    `environ`, from this process) lacks idle ones. Each listens for a job under
+    that key, imports pyclesperanto and opens the device
+    (:func:`nuclei3d.job.warm_up`) meanwhile, and then waits for its first job
+    while the returned pipe is open and :data:`IDLE_SECONDS` after that, as any
+    idle warm process does. What they write goes nowhere: where one fails, a job
+    starts a warm process of its own, whose error its log shows.
 
     Parameters
     ----------
@@ -176,12 +209,15 @@ def prestart(count, settings, environ):
 
     Returns
     -------
-    file object
-        The pipe: close it once the jobs start (it closes when this process ends).
+    pipe : file object
+        Close it once the jobs start (it closes when this process ends).
+    started : int
+        How many it started.
     """
     key, folder = process_key(settings, environ), rendezvous()
+    started = max(count - idle_processes(key), 0)
     planning, planned = os.pipe()
-    for _ in range(count):
+    for _ in range(started):
         subprocess.Popen(
             [
                 sys.executable,
@@ -200,16 +236,30 @@ def prestart(count, settings, environ):
             env=_warm_environ(environ),
         )
     os.close(planning)
-    return os.fdopen(planned, "wb")
+    return os.fdopen(planned, "wb"), started
 
 
 def _warm_environ(environ):
     """A warm process' environment: `environ`, the library first on PYTHONPATH."""
     environ = dict(environ)
-    environ["PYTHONPATH"] = os.pathsep.join(
-        [str(PACKAGE_DIR.parent), *filter(None, [environ.get("PYTHONPATH")])]
+    environ["PYTHONPATH"] = first_on_path(
+        str(PACKAGE_DIR.parent), environ.get("PYTHONPATH")
     )
     return environ
+
+
+def first_on_path(folder, path):
+    """`path` (a PYTHONPATH, may be None) with `folder` first, and only there.
+
+    Examples
+    --------
+    >>> first_on_path("/w/src", "/w/src:/opt/lib:/w/src")
+    '/w/src:/opt/lib'
+    >>> first_on_path("/w/src", None)
+    '/w/src'
+    """
+    rest = [entry for entry in (path or "").split(os.pathsep) if entry != folder]
+    return os.pathsep.join([folder, *filter(None, rest)])
 
 
 def _start(key, folder, errors):

@@ -8,7 +8,7 @@ for unit in units("background"):
         name:
             unit.rule("background")
         input:
-            equalized=unit.files("equalize", "equalized.tif"),
+            equalized=unit.needs("equalize", "equalized.tif"),
         output:
             unit.files("background", "background.tif"),
         log:

@@ -15,12 +15,9 @@ from snakemake.utils import validate
 
 # The stage library lives in src/. This process imports it for code fingerprints;
 # jobs (scripts, in conda envs, on cluster nodes, which parse this file again)
-# inherit it through PYTHONPATH, whether or not it is pip-installed.
+# inherit it through PYTHONPATH (below), whether or not it is pip-installed.
 LIBRARY = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, LIBRARY)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join([LIBRARY, *filter(None, [os.getenv("PYTHONPATH")])])
-)
 
 from nuclei3d.batches import make_batches
 from nuclei3d.config import typed_like_schema
@@ -36,7 +33,11 @@ from nuclei3d.io import StackError
 from nuclei3d.job import device_settings, finish_opencl_check, start_opencl_check
 from nuclei3d.provenance import finish_record, parameter_set, start_record
 from nuclei3d.sweep import SWEPT, sweep_combinations
-from nuclei3d.warm import prestart
+from nuclei3d.warm import first_on_path, prestart
+
+# First on PYTHONPATH and only once, so that a job of a cluster run, which parses
+# this file again, has the environment its node's warm processes were keyed on.
+os.environ.update(PYTHONPATH=first_on_path(LIBRARY, os.getenv("PYTHONPATH")))
 
 # `--config segment='{spot_sigma_um: 2.5}'` gives '2.5': read as the schema types it.
 CONFIG_SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -122,6 +123,8 @@ def load_samples(path):
 
 
 samples, UNREADABLE = load_samples(config["samples"])
+# Each sample's row as a dict (looked up per stack while the rules are read).
+SHEET = samples.to_dict("index")
 # Stacks with ground truth: validated, and the ones a parameter sweep scores.
 ANNOTATED = (
     samples.index[samples["ground_truth"].notna()].tolist()
@@ -145,8 +148,21 @@ def result(name):
     return f"{RESULTS}/{{sample}}/{name}"
 
 
+def every_stack(*names, of=None):
+    """Input function: the per-stack outputs `names` of every stack (or of the
+    samples `of`).
+
+    Snakemake lists a function's files only for a job it plans, not for all the
+    rules it reads. Each SLURM job's Snakemake reads them all to run one batch
+    (10,000 stacks in 100 batches name over 300,000 files).
+    """
+    return lambda wildcards: expand(
+        [result(name) for name in names], sample=samples.index if of is None else of
+    )
+
+
 def image_path(sample):
-    return samples.at[sample, "image"]
+    return SHEET[sample]["image"]
 
 
 def image_of(sample):
@@ -166,7 +182,7 @@ def sheet_value(sample, column):
     """A sheet cell of the sample's row, None where empty (or no such column);
     whole numbers as int (a column with empty cells holds floats). For `channel`
     (an index or a name), `scene` and `timepoint`."""
-    value = samples.loc[sample].get(column)
+    value = SHEET[sample].get(column)
     if value is None or pd.isna(value):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -176,8 +192,7 @@ def sheet_value(sample, column):
 
 def sheet_voxel_size(sample):
     """Voxel size (z, y, x) from the sheet, or None where any of the three is empty."""
-    row = samples.loc[sample]
-    values = [row.get(f"voxel_size_{axis}") for axis in "zyx"]
+    values = [SHEET[sample].get(f"voxel_size_{axis}") for axis in "zyx"]
     if any(v is None or pd.isna(v) for v in values):
         return None
     return [float(v) for v in values]
@@ -296,30 +311,37 @@ BATCHES = make_batches(
 )
 
 
-# A local run also starts, while Snakemake plans, a warm stage process for each
-# stage job it can run at once (nuclei3d.warm.prestart): they import
-# pyclesperanto and open the device meanwhile, so that a batch's first stage
-# need not. Not with --sdm (a job's interpreter is then the env's or the
-# container's). A job's environment is this process' plus the thread variables
-# Snakemake sets from the job's threads (1).
+# A run also starts, while Snakemake plans, warm stage processes for the stage
+# jobs it will run on this machine (nuclei3d.warm.prestart): they import
+# pyclesperanto and open the device meanwhile, so that a batch's first stage need
+# not. A local run: one for each stage job it can run at once. A job of a cluster
+# run (the SLURM job of a batch, and the job step that runs its stages, which
+# share the job's warm processes): one, which the job step finds ready. Not with
+# --sdm (a job's interpreter is then the env's or the container's). A job's
+# environment is this process' plus the thread variables Snakemake sets from the
+# job's threads (1).
 JOB_THREAD_VARIABLES = [
     f"{name}_NUM_THREADS" for name in ("OMP", "GOTO", "OPENBLAS", "MKL", "NUMEXPR")
 ] + ["VECLIB_MAXIMUM_THREADS"]
-WARM_PROCESSES = None
-if LOCAL_RUN and not workflow.deployment_settings.deployment_method:
+if LOCAL_RUN:
     warm_count = min(
         workflow.resource_settings.cores or 1,
         len(BATCHES),
         workflow.global_resources.get("gpu").value or len(BATCHES),
     )
-    WARM_PROCESSES = prestart(
+else:
+    warm_count = int(workflow.remote_exec and not workflow.output_settings.dryrun)
+WARM_PROCESSES = None
+if warm_count and not workflow.deployment_settings.deployment_method:
+    WARM_PROCESSES, started = prestart(
         warm_count,
         device_settings(config),
         {**os.environ, **dict.fromkeys(JOB_THREAD_VARIABLES, "1")},
     )
-    logger.info(
-        f"nuclei3d: {warm_count} warm stage process(es) start while Snakemake plans"
-    )
+    if started:
+        logger.info(
+            f"nuclei3d: {started} warm stage process(es) start while Snakemake plans"
+        )
 
 
 def stage_resources(stage, *, gpu=True):
@@ -376,11 +398,15 @@ class Unit:
         folder = self.folders.get(stage, RESULTS)
         return [f"{folder}/{sample}/{name}" for sample in self.samples]
 
+    def needs(self, stage, name):
+        """`files(stage, name)` as an input function (see `every_stack`)."""
+        return lambda wildcards: self.files(stage, name)
+
     def log(self, stage):
         return f"{self.folders.get(stage, RESULTS)}/logs/{stage}/{self.name}.log"
 
-    def images(self):
-        """The existing (or demo) raw stacks, as inputs (see `image_of`)."""
+    def images(self, wildcards=None):
+        """The existing (or demo) raw stacks; an input function (see `image_of`)."""
         return [path for sample in self.samples for path in image_of(sample)]
 
     def stacks(self, section, each=None, **fixed):

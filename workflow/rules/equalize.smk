@@ -9,7 +9,7 @@ for unit in units("equalize"):
         name:
             unit.rule("equalize")
         input:
-            resampled=unit.files("resample", "resampled.tif"),
+            resampled=unit.needs("resample", "resampled.tif"),
         output:
             equalized=unit.files("equalize", "equalized.tif"),
             profile=unit.files("equalize", "depth_profile.csv"),

@@ -8,8 +8,8 @@ for unit in units("measure"):
         name:
             unit.rule("measure")
         input:
-            labels=unit.files("segment", "labels.tif"),
-            intensity=unit.files("resample", "resampled.tif"),
+            labels=unit.needs("segment", "labels.tif"),
+            intensity=unit.needs("resample", "resampled.tif"),
         output:
             unit.files("measure", "statistics.csv"),
         log:
@@ -31,7 +31,7 @@ for unit in units("measure"):
 # All nuclei of the run in one table, and a per-stack summary.
 rule collect_statistics:
     input:
-        expand(result("statistics.csv"), sample=samples.index),
+        every_stack("statistics.csv"),
     output:
         label_statistics=report(
             f"{RESULTS}/label_statistics.csv",

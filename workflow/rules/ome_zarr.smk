@@ -10,8 +10,8 @@ for unit in units("ome_zarr"):
         name:
             unit.rule("ome_zarr")
         input:
-            intensity=unit.files("resample", "resampled.tif"),
-            labels=unit.files("segment", "labels.tif"),
+            intensity=unit.needs("resample", "resampled.tif"),
+            labels=unit.needs("segment", "labels.tif"),
         output:
             [
                 directory(path)

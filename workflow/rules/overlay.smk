@@ -8,8 +8,8 @@ for unit in units("overlay"):
         name:
             unit.rule("overlay")
         input:
-            intensity=unit.files("resample", "resampled.tif"),
-            labels=unit.files("segment", "labels.tif"),
+            intensity=unit.needs("resample", "resampled.tif"),
+            labels=unit.needs("segment", "labels.tif"),
         output:
             [
                 report(

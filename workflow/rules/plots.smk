@@ -3,10 +3,7 @@
 FIGURES = {
     "nuclei": ("nuclei_per_stack", [f"{RESULTS}/summary.csv"]),
     "volumes": ("volume_distribution", [f"{RESULTS}/label_statistics.csv"]),
-    "depth": (
-        "intensity_vs_depth",
-        expand(result("depth_profile.csv"), sample=samples.index),
-    ),
+    "depth": ("intensity_vs_depth", every_stack("depth_profile.csv")),
 }
 
 for figure, (stem, figure_tables) in FIGURES.items():

@@ -10,7 +10,7 @@ for unit in units("resample"):
         name:
             unit.rule("resample")
         input:
-            image=unit.images(),
+            image=unit.images,
         output:
             unit.files("resample", "resampled.tif"),
         log:

@@ -8,7 +8,7 @@ for unit in units("segment"):
         name:
             unit.rule("segment")
         input:
-            background=unit.files("background", "background.tif"),
+            background=unit.needs("background", "background.tif"),
         output:
             unit.files("segment", "labels.tif"),
         log:

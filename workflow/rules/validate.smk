@@ -5,7 +5,7 @@ for unit in units("validate"):
         name:
             unit.rule("validate")
         input:
-            labels=unit.files("segment", "labels.tif"),
+            labels=unit.needs("segment", "labels.tif"),
             truth=[samples.at[sample, "ground_truth"] for sample in unit.samples],
         output:
             unit.files("validate", "validation.csv"),
@@ -28,7 +28,7 @@ for unit in units("validate"):
 # Validation scores of every annotated stack in one table.
 rule collect_validation:
     input:
-        expand(result("validation.csv"), sample=ANNOTATED),
+        every_stack("validation.csv", of=ANNOTATED),
     output:
         report(
             f"{RESULTS}/validation.csv",
