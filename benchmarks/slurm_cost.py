@@ -115,9 +115,10 @@ def main(argv=None):
             slurm_wall, output = timed([*SNAKEMAKE, *profile], slurm, env)
             jobs = slurm_jobs(cluster, output)
             allocated = sum(seconds(j["RunTime"]) * int(j["NumCPUs"]) for j in jobs)
+            local_core_s = local_wall * args.cores
             pairs.append(
                 {
-                    "local": {"wall_s": local_wall, "core_s": local_wall * args.cores},
+                    "local": {"wall_s": local_wall, "core_s": local_core_s},
                     "slurm": {
                         "wall_s": slurm_wall,
                         "jobs": len(jobs),
@@ -131,7 +132,7 @@ def main(argv=None):
                             for j in jobs
                         ],
                     },
-                    "ratio": allocated / (local_wall * args.cores),
+                    "ratio": allocated / local_core_s,
                 }
             )
     batches = yaml.safe_load((REPO / "config/config.yaml").read_text())["batches"]

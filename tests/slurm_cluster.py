@@ -333,7 +333,9 @@ class SlurmCluster:
     def _write_configs(self):
         user = getpass.getuser()
         ctld_port, slurmd_port = _free_ports(2)
-        cpus = os.cpu_count() if self.bind_cpus else max(os.cpu_count(), MIN_CPUS)
+        cpus = os.cpu_count() or 1
+        if not self.bind_cpus:
+            cpus = max(cpus, MIN_CPUS)
         root = self.root
         type_ = f" Type={self.gpu_type}" if self.gpu_type else ""
         gres = [

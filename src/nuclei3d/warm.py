@@ -178,12 +178,17 @@ def _claim(path, timeout=60.0):
     return stream
 
 
+def _pid_of(socket_path):
+    """The pid of the warm process listening on ``<key>-<pid>.sock``."""
+    return int(socket_path.stem.rsplit("-", 1)[1])
+
+
 def idle_processes(key):
     """How many warm processes of `key` listen for a job now (pre-started ones too)."""
     alive = 0
     for path in rendezvous().glob(f"{key}-*.sock"):
         with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-            os.kill(int(path.stem.rsplit("-", 1)[1]), 0)
+            os.kill(_pid_of(path), 0)
             alive += 1
     return alive
 
@@ -308,7 +313,7 @@ def run_in_warm_process(request, key, log, errors=None):
     for path in sorted(folder.glob(f"{key}-*.sock")):
         stream = _claim(path)
         if stream is not None:
-            log.info("warm stage process %s runs this job", path.stem.split("-")[1])
+            log.info("warm stage process %s runs this job", _pid_of(path))
             break
     else:
         log.info("no free warm stage process: starting one")
