@@ -1,6 +1,7 @@
 """What a run costs a SLURM cluster against the same run on the machine itself.
 
-    python benchmarks/slurm_cost.py [--stacks 16] [--repeats 3] [--out FILE.json]
+    python benchmarks/slurm_cost.py [--stacks 16] [--repeats 3] [--batches 2 4]
+        [--out FILE.json]
 
 Starts the single-node test cluster of ``tests/slurm_cluster.py`` (partitions
 ``cpu`` and ``gpu``, two stand-in GPUs: PoCL's ``pthread`` devices; the
@@ -9,7 +10,8 @@ bind them, so that a job's Snakemake sees one core), draws the
 demo stacks once (full demo size, as ``config/config.yaml`` sets it), runs the
 workflow once on one of them (so that both runs find the node's kernel cache and
 OpenCL verdicts kept, as every run after a node's first does), then runs it on
-all of them side by side, `--repeats` times in turn:
+all of them side by side, `--repeats` times in turn, a pair for each of
+`--batches` (config ``batches`` of both runs; default: the config's):
 
 - ``local``: ``snakemake --cores 2``;
 - ``slurm``: ``snakemake --profile profiles/slurm`` as it ships, plus the flags
@@ -17,7 +19,7 @@ all of them side by side, `--repeats` times in turn:
 
 Prints the allocation table of each pair: wall time, SLURM jobs, and allocated
 core-seconds (each job's run time x its CPUs, summed), against the local run's
-wall x cores; and the median of the pairs' ratios.
+wall x cores; and the median of the pairs' ratios for each ``batches``.
 Needs slurm-wlm and munge (``.ci/run`` installs them) and root or the right to
 start the daemons.
 """
@@ -45,11 +47,14 @@ from tests.test_slurm import SLURM_TEST_FLAGS  # noqa: E402
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
-def workdir(path, samples, demo=None):
-    """A run folder with the repo's config (`device: pocl`) and the demo stacks."""
+def workdir(path, samples, demo=None, batches=None):
+    """A run folder with the repo's config (`device: pocl`, and `batches` where
+    given) and the demo stacks."""
     (path / "config").mkdir(parents=True)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["device"] = "pocl"
+    if batches is not None:
+        config["batches"] = batches
     (path / "config/config.yaml").write_text(yaml.safe_dump(config))
     rows = ["sample\timage"] + [f"{s}\tresources/demo/{s}/image.tif" for s in samples]
     (path / "config/samples.tsv").write_text("\n".join(rows) + "\n")
@@ -80,15 +85,55 @@ def slurm_jobs(cluster, output):
     return [j for j in cluster.jobs() if j["JobName"] == run_id]
 
 
+def run_pair(cluster, env, root, name, samples, demo, cores, batches):
+    """One local run and one SLURM run of the same sheet with config `batches`."""
+    local = workdir(root / f"local-{name}", samples, demo, batches)
+    local_wall, _ = timed([*SNAKEMAKE, "--cores", str(cores)], local, env)
+    slurm = workdir(root / f"slurm-{name}", samples, demo, batches)
+    profile = ["--profile", str(REPO / "profiles/slurm"), *SLURM_TEST_FLAGS]
+    slurm_wall, output = timed([*SNAKEMAKE, *profile], slurm, env)
+    jobs = slurm_jobs(cluster, output)
+    allocated = sum(seconds(j["RunTime"]) * int(j["NumCPUs"]) for j in jobs)
+    local_core_s = local_wall * cores
+    return {
+        "batches": batches,
+        "local": {"wall_s": local_wall, "core_s": local_core_s},
+        "slurm": {
+            "wall_s": slurm_wall,
+            "jobs": len(jobs),
+            "allocated_core_s": allocated,
+            "per_job": [
+                {
+                    "rule": j["Comment"],
+                    "run_s": seconds(j["RunTime"]),
+                    "cpus": j["NumCPUs"],
+                }
+                for j in jobs
+            ],
+        },
+        "ratio": allocated / local_core_s,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stacks", type=int, default=16)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        help="config `batches` of both runs of a pair, each in turn (default: the "
+        "config's)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    config_batches = yaml.safe_load((REPO / "config/config.yaml").read_text())[
+        "batches"
+    ]
+    every_batches = args.batches or [config_batches]
     samples = [f"stack{i:03d}" for i in range(args.stacks)]
-    cores = ["--cores", str(args.cores)]
     root = Path(tempfile.mkdtemp(prefix="slurm-cost-"))
     pairs = []
     with SlurmCluster(root / "cluster", bind_cpus=True) as cluster:
@@ -97,6 +142,7 @@ def main(argv=None):
         env["POCL_DEVICES"] = "pthread pthread"
         env.pop("CUDA_VISIBLE_DEVICES", None)
         env.pop("PYTHONPATH", None)
+        cores = ["--cores", str(args.cores)]
         draw = workdir(root / "draw", samples)
         subprocess.run(
             [*SNAKEMAKE, *cores, "--until", "demo_stack"],
@@ -108,54 +154,44 @@ def main(argv=None):
         demo = draw / "resources"
         timed([*SNAKEMAKE, *cores], workdir(root / "warm-up", samples[:1], demo), env)
         for repeat in range(args.repeats):
-            local = workdir(root / f"local{repeat}", samples, demo)
-            local_wall, _ = timed([*SNAKEMAKE, *cores], local, env)
-            slurm = workdir(root / f"slurm{repeat}", samples, demo)
-            profile = ["--profile", str(REPO / "profiles/slurm"), *SLURM_TEST_FLAGS]
-            slurm_wall, output = timed([*SNAKEMAKE, *profile], slurm, env)
-            jobs = slurm_jobs(cluster, output)
-            allocated = sum(seconds(j["RunTime"]) * int(j["NumCPUs"]) for j in jobs)
-            local_core_s = local_wall * args.cores
-            pairs.append(
-                {
-                    "local": {"wall_s": local_wall, "core_s": local_core_s},
-                    "slurm": {
-                        "wall_s": slurm_wall,
-                        "jobs": len(jobs),
-                        "allocated_core_s": allocated,
-                        "per_job": [
-                            {
-                                "rule": j["Comment"],
-                                "run_s": seconds(j["RunTime"]),
-                                "cpus": j["NumCPUs"],
-                            }
-                            for j in jobs
-                        ],
-                    },
-                    "ratio": allocated / local_core_s,
-                }
-            )
-    batches = yaml.safe_load((REPO / "config/config.yaml").read_text())["batches"]
+            for batches in every_batches:
+                pairs.append(
+                    run_pair(
+                        cluster,
+                        env,
+                        root,
+                        f"{batches}-{repeat}",
+                        samples,
+                        demo,
+                        args.cores,
+                        batches,
+                    )
+                )
     result = {
         "stacks": args.stacks,
-        "batches": batches,
         "pairs": pairs,
-        "ratio_median": statistics.median(pair["ratio"] for pair in pairs),
+        "ratio_median": {
+            batches: statistics.median(
+                pair["ratio"] for pair in pairs if pair["batches"] == batches
+            )
+            for batches in every_batches
+        },
     }
-    print(f"{args.stacks} stacks, batches: {batches}")
+    print(f"{args.stacks} stacks")
     print(
-        "| pair | local `--cores 2`: wall (core-s) | `--profile profiles/slurm`: wall "
-        "| SLURM jobs | allocated core-s | ratio |"
+        f"| batches | local `--cores {args.cores}`: wall (core-s) "
+        "| `--profile profiles/slurm`: wall | SLURM jobs | allocated core-s | ratio |"
     )
     print("|---|---|---|---|---|---|")
-    for i, pair in enumerate(pairs, 1):
+    for pair in sorted(pairs, key=lambda pair: every_batches.index(pair["batches"])):
         local, slurm = pair["local"], pair["slurm"]
         print(
-            f"| {i} | {local['wall_s']:.1f} s ({local['core_s']:.0f}) "
+            f"| {pair['batches']} | {local['wall_s']:.1f} s ({local['core_s']:.0f}) "
             f"| {slurm['wall_s']:.1f} s | {slurm['jobs']} "
             f"| {slurm['allocated_core_s']:.0f} | {pair['ratio']:.2f}× |"
         )
-    print(f"median ratio: {result['ratio_median']:.2f}×")
+    for batches, ratio in result["ratio_median"].items():
+        print(f"batches {batches}: median ratio {ratio:.2f}×")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     shutil.rmtree(root, ignore_errors=True)
