@@ -23,7 +23,10 @@ processes on the same stacks:
    (default P; kernel cache warm: the one the library run filled). Per-stage job
    times come from the jobs' logs.
 4. **floor**: the same stage functions in P plain processes without Snakemake,
-   writing the same per-stack files (``benchmarks/floor.py``).
+   writing the same per-stack files (``benchmarks/floor.py``), with each stage's
+   median seconds; and the same stages chained on the device in P processes,
+   writing only the labels and statistics (``floor_labels``: the files
+   scikit-image's run writes).
 5. **skimage**: the same steps in scikit-image/SciPy
    (``benchmarks/skimage_pipeline.py``), ``multiprocessing.Pool(P)``.
 
@@ -469,9 +472,12 @@ def workflow_run(
     }
 
 
-def floor_run(stacks, *, root, processes, kernel_cache, device):
-    """benchmarks/floor.py: the workflow's stages in plain processes, same files."""
-    out = root / "runs" / "floor"
+def floor_run(stacks, *, root, processes, kernel_cache, device, labels_only=False):
+    """benchmarks/floor.py: the workflow's stages in plain processes, same files
+    (`labels_only`: the stages chained on the device, writing only labels and
+    statistics, as scikit-image's run does)."""
+    name = "floor-labels" if labels_only else "floor"
+    out = root / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
     report = out / "timings.json"
     process = run_timed(
@@ -489,6 +495,7 @@ def floor_run(stacks, *, root, processes, kernel_cache, device):
             kernel_cache,
             "--json",
             report,
+            *(["--labels-only"] if labels_only else []),
         ],
         log=out / "log.txt",
     )
@@ -498,6 +505,9 @@ def floor_run(stacks, *, root, processes, kernel_cache, device):
         "max_rss_mb": process["max_rss_mb"],
         "processes": processes,
         "median_stack_s": median(s for part in result["stack_s"] for s in part),
+        "median_stage_s": {
+            stage: median(values) for stage, values in result["stage_s"].items()
+        },
     }
 
 
@@ -720,6 +730,9 @@ def ratios(report):
             "workflow/seed": ratio(workflow["wall_s"], seed["process_wall_s"]),
             "workflow/floor": ratio(workflow["wall_s"], report["floor"]["wall_s"]),
             "workflow/skimage": ratio(workflow["wall_s"], sk["process_wall_s"]),
+            "floor_labels/skimage": ratio(
+                report["floor_labels"]["wall_s"], sk["process_wall_s"]
+            ),
             "skimage/seed": ratio(sk["process_wall_s"], seed["process_wall_s"]),
             "library/seed": ratio(library["process_wall_s"], seed["process_wall_s"]),
         },
@@ -854,6 +867,12 @@ def print_report(report, file=sys.stdout):
             report["floor"]["wall_s"],
             report["floor"]["median_stack_s"],
             report["floor"]["max_rss_mb"],
+        ),
+        (
+            f"floor, labels + table only ({report['floor_labels']['processes']})",
+            report["floor_labels"]["wall_s"],
+            report["floor_labels"]["median_stack_s"],
+            report["floor_labels"]["max_rss_mb"],
         ),
         (
             f"scikit-image, Pool({sk['processes']})",
@@ -1139,22 +1158,19 @@ def main(argv=None):
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"])
         batches = args.batches or args.processes
         progress(f"workflow, snakemake --cores {args.processes}, batches {batches}")
+        # The workflow and the floors share the library's (filled) kernel cache.
+        shared = dict(root=root, kernel_cache=caches["library"], device=args.device)
         report["workflow"] = workflow_run(
-            stacks,
-            root=root,
-            cores=args.processes,
-            kernel_cache=caches["library"],
-            device=args.device,
-            batches=batches,
+            stacks, cores=args.processes, batches=batches, **shared
         )
-        progress(f"floor: the stages in {args.processes} plain processes")
-        report["floor"] = floor_run(
-            stacks,
-            root=root,
-            processes=args.processes,
-            kernel_cache=caches["library"],
-            device=args.device,
-        )
+        for key, labels_only, what in (
+            ("floor", False, "the stages"),
+            ("floor_labels", True, "labels and statistics only"),
+        ):
+            progress(f"floor: {what} in {args.processes} plain processes")
+            report[key] = floor_run(
+                stacks, processes=args.processes, labels_only=labels_only, **shared
+            )
         progress(f"scikit-image, Pool({args.processes})")
         report["skimage"] = skimage_run(stacks, root=root, processes=args.processes)
         report["ratios"] = ratios(report)

@@ -12,7 +12,9 @@ side in one run on the same files:
   (``benchmarks/seed_loop.py``) and the workflow (``snakemake --cores P``,
   with each ``--small-batches`` value, by default the first of ``--batches``);
 - ``--stacks`` stacks: the floor (the workflow's stage functions in P plain
-  processes writing the same files: ``benchmarks/floor.py``), the workflow with
+  processes writing the same files: ``benchmarks/floor.py``, with each stage's
+  median time), the same stages chained on the device writing only labels and
+  statistics (as scikit-image's run: ``floor.py --labels-only``), the workflow with
   each ``--batches`` value, and scikit-image's same steps in ``Pool(P)``;
 - with ``--before DIR`` (a checkout of another version of the workflow, e.g.
   ``git archive <commit> | tar -x -C DIR``): that version's workflow on both
@@ -124,25 +126,23 @@ def main(argv=None):
             cold=True,
         ),
     )
-    note(
-        f"floor_{args.stacks}",
-        floor_run(
-            stacks, root=root, processes=p, kernel_cache=cache, device=args.device
-        ),
-    )
+    shared = {"root": root, "kernel_cache": cache, "device": args.device}
+    for name, labels_only in (("floor", False), ("floor_labels", True)):
+        note(
+            f"{name}_{args.stacks}",
+            floor_run(stacks, processes=p, labels_only=labels_only, **shared),
+        )
 
     def workflow(name, paths, batches, snakefile=REPO / "Snakefile"):
         note(
             name,
             workflow_run(
                 paths,
-                root=root,
                 cores=p,
-                kernel_cache=cache,
-                device=args.device,
                 batches=batches,
                 name=name,
                 snakefile=snakefile,
+                **shared,
             ),
         )
 
@@ -161,6 +161,18 @@ def main(argv=None):
         note(f"skimage_{args.stacks}", skimage_run(stacks, root=root, processes=p))
     seed = report[f"seed_{args.small}"]["process_wall_s"]
     floor = report[f"floor_{args.stacks}"]["wall_s"]
+    stages = report[f"floor_{args.stacks}"]["median_stage_s"]
+    print(
+        "\nfloor, median s per stack and stage: "
+        + ", ".join(f"{stage} {s:.4f}" for stage, s in stages.items())
+        + f" (stack {report[f'floor_{args.stacks}']['median_stack_s']:.4f})"
+    )
+    labels_only = report[f"floor_labels_{args.stacks}"]["wall_s"]
+    line = f"floor, labels + table only / floor = {labels_only / floor:.2f}"
+    if not args.skip_skimage:
+        skimage = report[f"skimage_{args.stacks}"]["process_wall_s"]
+        line += f"; / scikit-image = {labels_only / skimage:.2f}"
+    print(line)
     print(
         f"\n{args.small} stacks, batches {small_batches[0]}: workflow / seed loop = "
         f"{report[f'workflow_{args.small}']['wall_s'] / seed:.2f}"

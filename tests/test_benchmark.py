@@ -7,9 +7,13 @@ import math
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
+import tifffile
 
 from .conftest import REPO
+from .test_workflow import STAGES
 
 pytestmark = pytest.mark.workflow
 
@@ -21,6 +25,7 @@ SECTIONS = (
     "library",
     "workflow",
     "floor",
+    "floor_labels",
     "skimage",
     "ratios",
     "dry_run",
@@ -60,8 +65,12 @@ def positive(value):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    root = tmp_path_factory.mktemp("benchmark")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("benchmark")
+
+
+@pytest.fixture(scope="module")
+def report(root):
     out = root / "results.json"
     process = subprocess.run(
         [
@@ -127,7 +136,34 @@ def test_the_floor_runs_the_stages_in_plain_processes(report):
     floor = report["floor"]
     assert floor["processes"] == 2
     assert positive(floor["wall_s"]) and positive(floor["median_stack_s"])
+    stages = floor["median_stage_s"]
+    assert set(stages) == set(STAGES)
+    assert all(positive(seconds) for seconds in stages.values()), stages
+    assert sum(stages.values()) <= floor["median_stack_s"] * 1.5
     assert positive(report["ratios"]["end_to_end"]["workflow/floor"])
+
+
+def test_the_labels_only_floor_writes_what_scikit_image_writes(report, root):
+    floor = report["floor_labels"]
+    assert floor["processes"] == 2 and floor["median_stage_s"] == {}
+    assert positive(floor["wall_s"]) and positive(floor["median_stack_s"])
+    assert positive(report["ratios"]["end_to_end"]["floor_labels/skimage"])
+    # The same stage functions, chained on the device: the floor's labels and
+    # statistics, and no other file.
+    runs = root / "work" / "runs"
+    stacks = sorted(p.name for p in (runs / "floor" / "out").iterdir())
+    assert len(stacks) == 2
+    for stack in stacks:
+        only = runs / "floor-labels" / "out" / stack
+        written = sorted(p.name for p in only.iterdir())
+        assert written == ["labels.tif", "statistics.csv"]
+        full = runs / "floor" / "out" / stack
+        labels = tifffile.imread(only / "labels.tif")
+        assert labels.max() > 0
+        np.testing.assert_array_equal(labels, tifffile.imread(full / "labels.tif"))
+        pd.testing.assert_frame_equal(
+            pd.read_csv(only / "statistics.csv"), pd.read_csv(full / "statistics.csv")
+        )
 
 
 def test_targets_are_judged(report):
