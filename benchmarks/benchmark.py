@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 # The library worker's start-up clock (stdlib imports before it take milliseconds;
@@ -419,6 +420,7 @@ def workflow_run(
         device=device,
         batches=batches,
     )
+    started = time.time()
     process = run_timed(
         snakemake_command(cores, *extra_args, snakefile=snakefile),
         cwd=folder,
@@ -426,17 +428,22 @@ def workflow_run(
     )
     results = folder / "results"
     # Job wall times: every job of a run (nuclei3d.job) logs "job ends after S s",
-    # in logs/<rule>/<sample or batch>.log per stack, logs/<rule>.log run-wide.
-    seconds = {}
+    # in logs/<rule>/<sample or batch>.log per stack, logs/<rule>.log run-wide;
+    # its first line's time is the job's start.
+    seconds, spans = {}, []
     logs = [
         (log, log.parent.name, "per_stack")
         for log in (results / "logs").glob("*/*.log")
     ]
     logs += [(log, log.stem, "run") for log in (results / "logs").glob("*.log")]
     for log, stage, kind in logs:
-        found = re.search(r"job ends after ([0-9.]+) s", log.read_text())
+        text = log.read_text()
+        found = re.search(r"job ends after ([0-9.]+) s", text)
         if found:
-            seconds.setdefault((stage, kind), []).append(float(found.group(1)))
+            job_s = float(found.group(1))
+            seconds.setdefault((stage, kind), []).append(job_s)
+            begun = datetime.strptime(text[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            spans.append((kind, begun - started, begun - started + job_s))
     per_stage = {
         stage: {
             "kind": kind,
@@ -457,11 +464,24 @@ def workflow_run(
     per_stack = sum(
         v["median_s"] for v in per_stage.values() if v["kind"] == "per_stack"
     )
+    stage_spans = [(start, end) for kind, start, end in spans if kind == "per_stack"]
+    first = min(start for start, _ in stage_spans)
+    last = max(end for _, end in stage_spans)
     return {
         "wall_s": process["wall_s"],
         "max_rss_mb": process["max_rss_mb"],
         "cores": cores,
         "batches": batches,
+        # Seconds from the command's start: its first stage job's start, its last
+        # stage job's end and its last job's end; and how busy the cores were
+        # with stage jobs between the first and the last.
+        "timeline": {
+            "first_stage_job_start_s": first,
+            "last_stage_job_end_s": last,
+            "last_job_end_s": max(end for _, _, end in spans),
+            "stage_jobs_busy": sum(end - start for start, end in stage_spans)
+            / (cores * (last - first)),
+        },
         "jobs": sum(v["jobs"] for v in per_stage.values()),
         "median_job_s": {k: v["median_s"] for k, v in per_stage.items()},
         "job_seconds_per_stack": per_stack,

@@ -191,6 +191,15 @@ def main(argv=None):
         ):
             ratio = report[now]["wall_s"] / report[then]["wall_s"]
             print(f"{now}: {ratio:.2f}x the --before version's")
+    for name, run in report.items():
+        if name.startswith(("workflow_", "before_")):
+            t = run["timeline"]
+            print(
+                f"{name}: first stage job at {t['first_stage_job_start_s']:.1f} s, "
+                f"last stage job ends {t['last_stage_job_end_s']:.1f} s, last job "
+                f"{t['last_job_end_s']:.1f} s, wall {run['wall_s']:.1f} s; cores busy "
+                f"with stage jobs {t['stage_jobs_busy']:.0%} in between"
+            )
     for batches in args.batches:
         wall = report[f"workflow_{args.stacks}_batches_{batches}"]["wall_s"]
         line = (

@@ -128,6 +128,11 @@ def test_workflow_ran_every_job(report):
         assert stages[stage]["jobs"] == 1, stage  # both stacks, one job
     assert stages["collect_statistics"]["jobs"] == 1
     assert all(positive(v) for v in workflow["median_job_s"].values())
+    timeline = workflow["timeline"]
+    assert 0 < timeline["first_stage_job_start_s"] < timeline["last_stage_job_end_s"]
+    assert timeline["last_stage_job_end_s"] <= timeline["last_job_end_s"]
+    assert timeline["last_job_end_s"] < workflow["wall_s"]
+    assert 0 < timeline["stage_jobs_busy"] <= 1.0
     # Same library, same device: the workflow finds what the library finds.
     assert workflow["nuclei"] == report["library"]["nuclei"]
 
