@@ -1,4 +1,5 @@
 STAGE_OUTPUTS["background"] = "background.tif"
+LABEL_STAGES.append("background")
 
 
 for unit in units("background"):

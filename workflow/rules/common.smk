@@ -3,7 +3,7 @@ import os
 import re
 import sys
 import time
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import pandas as pd
@@ -222,7 +222,7 @@ onstart:
         PROVENANCE,
         config=config,
         basedir=workflow.basedir,
-        parameters=PARAMETER_SET,
+        parameters=labels_parameter_set(),
     )
 
 
@@ -272,16 +272,31 @@ REPORT_DESCRIPTION = report_description(
 report: str(REPORT_DESCRIPTION)
 
 
-# The parameters (and stage code) that make a stack's labels: their id is in
-# every statistics table, the whole set in each run's record under provenance/.
-PARAMETER_SET = parameter_set(
-    config,
-    ["resample", "equalize", "background", "segment"],
-    code={
-        stage: code_fingerprint(stage, "io")
-        for stage in ("resample", "equalize", "background", "segment")
-    },
-)
+# The stages whose parameters and code make a stack's labels: the rule file of
+# each adds its stage here. Their parameter set's id is in every statistics
+# table, the whole set in each run's record under provenance/.
+LABEL_STAGES = []
+
+
+def labels_parameter_set():
+    """The labels' parameter set (nuclei3d.provenance.parameter_set); called once
+    every rule file has been read (by jobs and `onstart`)."""
+    return _parameter_set(tuple(sorted(LABEL_STAGES)))
+
+
+@cache
+def _parameter_set(stages):
+    return parameter_set(
+        config, stages, code={stage: code_fingerprint(stage, "io") for stage in stages}
+    )
+
+
+def measure_stacks(unit, wildcards):
+    """`params.stacks` of a measure job: with the labels' parameter set id (a
+    function, evaluated once the rule files that add to LABEL_STAGES are read)."""
+    return unit.stacks(None, parameter_set=labels_parameter_set()["id"])
+
+
 PROVENANCE = f"{RESULTS}/provenance/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.yaml"
 
 

@@ -1,4 +1,5 @@
 STAGE_OUTPUTS["equalize"] = "equalized.tif"
+LABEL_STAGES.append("equalize")
 
 
 for unit in units("equalize"):

@@ -22,7 +22,7 @@ for unit in units("measure"):
             **stage_resources("measure", gpu=False),
         params:
             stage="measure",
-            stacks=unit.stacks(None, parameter_set=PARAMETER_SET["id"]),
+            stacks=partial(measure_stacks, unit),
             code=code_fingerprint("measure", "io", "slabs"),
         script:
             STAGE_SCRIPT

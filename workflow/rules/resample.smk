@@ -1,6 +1,7 @@
 # Every per-stack stage: one rule per unit (a batch of the run, or a parameter
 # set of the sweep: common.smk, `units`), all running scripts/stage.py.
 STAGE_OUTPUTS["resample"] = "resampled.tif"
+LABEL_STAGES.append("resample")
 
 
 for unit in units("resample"):

@@ -1,4 +1,5 @@
 STAGE_OUTPUTS["segment"] = "labels.tif"
+LABEL_STAGES.append("segment")
 
 
 for unit in units("segment"):
