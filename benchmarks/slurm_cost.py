@@ -1,7 +1,7 @@
 """What a run costs a SLURM cluster against the same run on the machine itself.
 
     python benchmarks/slurm_cost.py [--stacks 16] [--repeats 3] [--batches 2 4]
-        [--out FILE.json]
+        [--group-components 1 2] [--out FILE.json]
 
 Starts the single-node test cluster of ``tests/slurm_cluster.py`` (partitions
 ``cpu`` and ``gpu``, two stand-in GPUs: PoCL's ``pthread`` devices; the
@@ -11,11 +11,13 @@ demo stacks once (full demo size, as ``config/config.yaml`` sets it), runs the
 workflow once on one of them (so that both runs find the node's kernel cache and
 OpenCL verdicts kept, as every run after a node's first does), then runs it on
 all of them side by side, `--repeats` times in turn, a pair for each of
-`--batches` (config ``batches`` of both runs; default: the config's):
+`--batches` (config ``batches`` of both runs; default: the config's) and
+`--group-components` (batches in one SLURM job; default: the profile's):
 
 - ``local``: ``snakemake --cores 2``;
 - ``slurm``: ``snakemake --profile profiles/slurm`` as it ships, plus the flags
-  this cluster needs (no accounting, no accounts, early status checks).
+  this cluster needs (no accounting, no accounts, early status checks), plus
+  ``--group-components stages=<n>`` where given.
 
 Prints the allocation table of each pair: wall time, SLURM jobs, and allocated
 core-seconds (each job's run time x its CPUs, summed), against the local run's
@@ -85,18 +87,22 @@ def slurm_jobs(cluster, output):
     return [j for j in cluster.jobs() if j["JobName"] == run_id]
 
 
-def run_pair(cluster, env, root, name, samples, demo, cores, batches):
-    """One local run and one SLURM run of the same sheet with config `batches`."""
+def run_pair(cluster, env, root, name, samples, demo, cores, batches, components):
+    """One local run and one SLURM run of the same sheet with config `batches`,
+    `components` batches in a SLURM job (None: the profile's)."""
     local = workdir(root / f"local-{name}", samples, demo, batches)
     local_wall, _ = timed([*SNAKEMAKE, "--cores", str(cores)], local, env)
     slurm = workdir(root / f"slurm-{name}", samples, demo, batches)
     profile = ["--profile", str(REPO / "profiles/slurm"), *SLURM_TEST_FLAGS]
+    if components is not None:
+        profile += ["--group-components", f"stages={components}"]
     slurm_wall, output = timed([*SNAKEMAKE, *profile], slurm, env)
     jobs = slurm_jobs(cluster, output)
     allocated = sum(seconds(j["RunTime"]) * int(j["NumCPUs"]) for j in jobs)
     local_core_s = local_wall * cores
     return {
         "batches": batches,
+        "group_components": components,
         "local": {"wall_s": local_wall, "core_s": local_core_s},
         "slurm": {
             "wall_s": slurm_wall,
@@ -127,12 +133,22 @@ def main(argv=None):
         help="config `batches` of both runs of a pair, each in turn (default: the "
         "config's)",
     )
+    parser.add_argument(
+        "--group-components",
+        type=int,
+        nargs="+",
+        help="batches in one SLURM job, each in turn (default: the profile's)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     config_batches = yaml.safe_load((REPO / "config/config.yaml").read_text())[
         "batches"
     ]
-    every_batches = args.batches or [config_batches]
+    settings = [
+        (batches, components)
+        for batches in args.batches or [config_batches]
+        for components in args.group_components or [None]
+    ]
     samples = [f"stack{i:03d}" for i in range(args.stacks)]
     root = Path(tempfile.mkdtemp(prefix="slurm-cost-"))
     pairs = []
@@ -154,44 +170,54 @@ def main(argv=None):
         demo = draw / "resources"
         timed([*SNAKEMAKE, *cores], workdir(root / "warm-up", samples[:1], demo), env)
         for repeat in range(args.repeats):
-            for batches in every_batches:
+            for batches, components in settings:
                 pairs.append(
                     run_pair(
                         cluster,
                         env,
                         root,
-                        f"{batches}-{repeat}",
+                        f"{batches}-{components}-{repeat}",
                         samples,
                         demo,
                         args.cores,
                         batches,
+                        components,
                     )
                 )
+
+    def setting(pair):
+        return pair["batches"], pair["group_components"]
+
+    def label(batches, components):
+        grouped = "profile's" if components is None else components
+        return f"batches {batches}, group-components {grouped}"
+
+    medians = {
+        s: statistics.median(p["ratio"] for p in pairs if setting(p) == s)
+        for s in settings
+    }
     result = {
         "stacks": args.stacks,
         "pairs": pairs,
-        "ratio_median": {
-            batches: statistics.median(
-                pair["ratio"] for pair in pairs if pair["batches"] == batches
-            )
-            for batches in every_batches
-        },
+        "ratio_median": {label(*s): ratio for s, ratio in medians.items()},
     }
     print(f"{args.stacks} stacks")
     print(
-        f"| batches | local `--cores {args.cores}`: wall (core-s) "
+        f"| batches | group-components | local `--cores {args.cores}`: wall (core-s) "
         "| `--profile profiles/slurm`: wall | SLURM jobs | allocated core-s | ratio |"
     )
-    print("|---|---|---|---|---|---|")
-    for pair in sorted(pairs, key=lambda pair: every_batches.index(pair["batches"])):
+    print("|---|---|---|---|---|---|---|")
+    for pair in sorted(pairs, key=lambda pair: settings.index(setting(pair))):
         local, slurm = pair["local"], pair["slurm"]
+        grouped = pair["group_components"] or "profile's"
         print(
-            f"| {pair['batches']} | {local['wall_s']:.1f} s ({local['core_s']:.0f}) "
+            f"| {pair['batches']} | {grouped} "
+            f"| {local['wall_s']:.1f} s ({local['core_s']:.0f}) "
             f"| {slurm['wall_s']:.1f} s | {slurm['jobs']} "
             f"| {slurm['allocated_core_s']:.0f} | {pair['ratio']:.2f}× |"
         )
-    for batches, ratio in result["ratio_median"].items():
-        print(f"batches {batches}: median ratio {ratio:.2f}×")
+    for name, ratio in result["ratio_median"].items():
+        print(f"{name}: median ratio {ratio:.2f}×")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     shutil.rmtree(root, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Shared fixtures: OpenCL device, tiny demo stacks, a Snakemake runner."""
 
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+INTEL_ICD = "nuclei3d-intel-cpu.icd"
 # Small enough for a 2-core CI machine, large enough for a few touching nuclei.
 TINY_DEMO = {
     "shape": [30, 150, 150],
@@ -24,6 +26,19 @@ TINY_DEMO = {
 def in_ci():
     """Whether this is a CI run (``CI`` set, as .ci/run sets it)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def intel_runtime():
+    """Intel's CPU runtime in this environment: required in CI on x86-64 Linux."""
+    from nuclei3d.probe import ENVIRONMENT_RUNTIMES
+
+    library = Path(sys.prefix) / "lib" / ENVIRONMENT_RUNTIMES[INTEL_ICD]
+    if not library.exists():
+        if in_ci() and platform.machine() == "x86_64":
+            pytest.fail(f"{library} missing: requirements.txt installs it")
+        pytest.skip("Intel's CPU runtime is not installed here")
+    return library
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +92,20 @@ def run_snakemake(workdir, *args, check=True, snakefile=REPO / "Snakefile", env=
     if check and process.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{process.stdout}\n{process.stderr}"
+            + failed_job_logs(workdir, process.stderr)
         )
     return process
+
+
+def failed_job_logs(workdir, output, lines=25):
+    """The last `lines` lines of each log Snakemake names for a failed job."""
+    named = re.findall(r"log: (\S+) \(check log file", output)
+    tails = []
+    for name in dict.fromkeys(named):
+        path = Path(workdir) / name
+        text = path.read_text() if path.is_file() else "(missing)\n"
+        tails.append(f"--- {name} ---\n" + "".join(text.splitlines(True)[-lines:]))
+    return "".join(f"\n{tail}" for tail in tails)
 
 
 STAGE_RULES = re.compile(

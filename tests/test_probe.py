@@ -10,7 +10,6 @@ working device behind, and both together leave none.
 
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -18,29 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from nuclei3d.probe import (
-    ENVIRONMENT_RUNTIMES,
-    INTEL_CPU_RUNTIME,
-    register_runtimes,
-)
+from nuclei3d.probe import INTEL_CPU_RUNTIME, register_runtimes
 
-from .conftest import REPO, in_ci, make_workdir, run_snakemake, stack_log
+from .conftest import (
+    INTEL_ICD,
+    REPO,
+    in_ci,
+    make_workdir,
+    run_snakemake,
+    stack_log,
+)
 
 BREAK_POCL = {"POCL_EXTRA_BUILD_FLAGS": "-no-such-flag"}
 BREAK_INTEL = {"CL_CONFIG_LLVM_OPTIONS": "-no-such-llvm-option"}
-INTEL_ICD = "nuclei3d-intel-cpu.icd"
-INTEL_LIBRARY = Path(sys.prefix) / "lib" / ENVIRONMENT_RUNTIMES[INTEL_ICD]
 INTEL_LINE = r"Intel\(R\) OpenCL \(OpenCL [\d.]+ LINUX\)"
-
-
-@pytest.fixture(scope="module")
-def intel_runtime():
-    """Intel's CPU runtime in this environment: required in CI on x86-64 Linux."""
-    if not INTEL_LIBRARY.exists():
-        if in_ci() and platform.machine() == "x86_64":
-            pytest.fail(f"{INTEL_LIBRARY} missing: requirements.txt installs it")
-        pytest.skip("Intel's CPU runtime is not installed here")
-    return INTEL_LIBRARY
 
 
 def probe(tmp_path, *args, **env):

@@ -1,10 +1,19 @@
 """Where compiled OpenCL kernels are cached, and safe sharing of that cache.
 
 Compiling a kernel takes far longer than running it, so the OpenCL drivers keep
-compiled programs on disk: PoCL in ``POCL_CACHE_DIR``, NVIDIA in ``CUDA_CACHE_PATH``,
-pyopencl and pytools under ``XDG_CACHE_HOME``. :func:`use_kernel_cache` points all of
-them into one folder (by default one per user and node, see ``kernel_cache_dir`` in
-the config), and :func:`build_lock` lets one process at a time build programs there.
+compiled programs on disk: PoCL in ``POCL_CACHE_DIR``, NVIDIA in ``CUDA_CACHE_PATH``;
+pytools keeps pyopencl's kernel invokers under ``XDG_CACHE_HOME``.
+:func:`use_kernel_cache` points all of them into one folder (by default one per user
+and node, see ``kernel_cache_dir`` in the config), and :func:`build_lock` lets one
+process at a time build programs there.
+
+pyopencl's own cache of program binaries, which it uses for runtimes that keep none
+(Intel's CPU runtime among them), stays off (``PYOPENCL_NO_CACHE``): it guards its
+folder with a lock file that a process killed meanwhile (a cancelled SLURM job, a
+kill -9) leaves behind, and from then on every build there waits a minute and
+fails. Those runtimes build their programs from source once per stage process
+instead: about a second for the whole pipeline on Intel's CPU runtime
+(benchmarks/RESULTS.md).
 
 Why a lock: 16 processes compiling the same programs at once into one empty PoCL
 cache made 2 to 5 of them fail with ``BUILD_PROGRAM_FAILURE`` on this project's
@@ -28,7 +37,7 @@ from pathlib import Path
 __all__ = ["CACHE_VARIABLES", "build_lock", "first_build", "use_kernel_cache"]
 
 CACHE_VARIABLES = {
-    "XDG_CACHE_HOME": "xdg",  # pyopencl and pytools
+    "XDG_CACHE_HOME": "xdg",  # pytools: pyopencl's kernel invokers
     "POCL_CACHE_DIR": "pocl",  # PoCL's compiled kernels
     "CUDA_CACHE_PATH": "nvidia",  # NVIDIA driver's compiled kernels
 }
@@ -37,8 +46,8 @@ CACHE_VARIABLES = {
 def use_kernel_cache(folder):
     """Cache compiled kernels in `folder` (one sub-folder per cache).
 
-    Call before the first OpenCL context is made: the drivers read the variables
-    then.
+    Call before pyopencl is imported: it reads ``PYOPENCL_NO_CACHE`` then, and the
+    drivers read their variables when the first OpenCL context is made.
 
     Parameters
     ----------
@@ -48,6 +57,7 @@ def use_kernel_cache(folder):
     for variable, sub in CACHE_VARIABLES.items():
         (folder / sub).mkdir(parents=True, exist_ok=True)
         os.environ[variable] = str(folder / sub)
+    os.environ["PYOPENCL_NO_CACHE"] = "1"
 
 
 @contextmanager
