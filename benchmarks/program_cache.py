@@ -1,7 +1,7 @@
 """What pyopencl's own binary cache saves a stage process on a CPU runtime.
 
     python benchmarks/program_cache.py [--device Intel] [--repeats 5]
-        [--out FILE.json]
+        [--before DIR] [--out FILE.json]
 
 pyopencl keeps program binaries itself only for runtimes that keep none (of the
 CPU runtimes here: Intel's); the workflow turns that cache off
@@ -10,6 +10,11 @@ first run of the whole pipeline (every stage's programs built) on a small stack
 and a second run (nothing built), with pyopencl's cache on (after one warm-up
 process fills it) and off, and prints the medians. The difference of the first
 runs is what a stage process pays once for building from source.
+
+With ``--before DIR`` (a checkout of a version that kept pyopencl's cache on),
+it also times the demo run (``snakemake --cores 2`` with the config as it ships:
+three seed-sized stacks, drawn once before, not timed) of this version and of
+that one, in turn, ``--repeats`` times, both with the node's kernel cache warm.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,10 +66,44 @@ def one_process(cache, device, pyopencl_cache):
     return answer["device"], answer["s"]
 
 
+def demo_run(tree, root, name, resources):
+    """Seconds of the demo run of the workflow in `tree`, in a new folder."""
+    folder = root / name
+    (folder / "config").mkdir(parents=True)
+    for file in ("config.yaml", "samples.tsv"):
+        shutil.copy(Path(tree) / "config" / file, folder / "config" / file)
+    if resources is not None:
+        shutil.copytree(resources, folder / "resources")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [sys.executable, "-m", "snakemake", "-s", str(Path(tree) / "Snakefile")]
+    started = time.perf_counter()
+    subprocess.run(
+        [*command, "--cores", "2"], cwd=folder, env=env, capture_output=True, check=True
+    )
+    return time.perf_counter() - started, folder / "resources"
+
+
+def demo_runs(before, repeats):
+    """{"this version": [s, ...], "before": [s, ...]} of the demo run, in turn."""
+    trees = {"this version": REPO, "before": before}
+    times = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory() as root:
+        root = Path(root)
+        _, resources = demo_run(REPO, root, "draw", None)  # draws the stacks
+        for k, tree in enumerate(trees.values()):  # fills each version's caches
+            demo_run(tree, root, f"warm-{k}", resources)
+        for i in range(repeats):
+            for k, (name, tree) in enumerate(trees.items()):
+                seconds, _ = demo_run(tree, root, f"run-{i}-{k}", resources)
+                times[name].append(round(seconds, 2))
+    return times
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="Intel", help="config `device` pattern")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="another version's checkout")
     parser.add_argument("--out", help="write the figures here (JSON)")
     args = parser.parse_args()
     runs = {"on": [], "off": []}
@@ -91,6 +132,13 @@ def main():
     )
     result["build_from_source_s"] = round(extra, 3)
     print(f"{device}: building from source costs a process {extra:.2f} s once")
+    if args.before:
+        demo = demo_runs(args.before, args.repeats)
+        result["demo_run_s"] = demo
+        for name, times in demo.items():
+            runs = ", ".join(f"{t:.2f}" for t in times)
+            median = statistics.median(times)
+            print(f"demo run, {name}: {runs} s (median {median:.2f} s)")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
