@@ -11,8 +11,8 @@ pyopencl's own cache of program binaries, which it uses for runtimes that keep n
 (Intel's CPU runtime among them), stays off (``PYOPENCL_NO_CACHE``): it guards its
 folder with a lock file that a process killed meanwhile (a cancelled SLURM job, a
 kill -9) leaves behind, and from then on every build there waits a minute and
-fails. Those runtimes build their programs from source once per stage process
-instead: about a second for the whole pipeline on Intel's CPU runtime
+fails. Those runtimes build their programs from source once in each stage
+process: about a second for the whole pipeline on Intel's CPU runtime
 (benchmarks/RESULTS.md).
 
 Why a lock: 16 processes compiling the same programs at once into one empty PoCL
