@@ -89,9 +89,9 @@ def demo_runs(before, repeats):
     times = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
-        _, resources = demo_run(REPO, root, "draw", None)  # draws the stacks
-        for k, tree in enumerate(trees.values()):  # fills each version's caches
-            demo_run(tree, root, f"warm-{k}", resources)
+        # Draws the stacks; with the other version's first run, fills the caches.
+        _, resources = demo_run(REPO, root, "draw", None)
+        demo_run(before, root, "warm-before", resources)
         for i in range(repeats):
             for k, (name, tree) in enumerate(trees.items()):
                 seconds, _ = demo_run(tree, root, f"run-{i}-{k}", resources)
@@ -106,15 +106,15 @@ def main():
     parser.add_argument("--before", type=Path, help="another version's checkout")
     parser.add_argument("--out", help="write the figures here (JSON)")
     args = parser.parse_args()
-    runs = {"on": [], "off": []}
+    pipeline_s = {"on": [], "off": []}
     with tempfile.TemporaryDirectory() as cache:
         device, _ = one_process(cache, args.device, "on")  # fills the cache
         # The drivers' own caches (PoCL's) are warm for both from here on.
         for _ in range(args.repeats):
-            for setting in runs:
-                runs[setting].append(one_process(cache, args.device, setting)[1])
+            for setting, times in pipeline_s.items():
+                times.append(one_process(cache, args.device, setting)[1])
     result = {"device": device, "repeats": args.repeats}
-    for setting, times in runs.items():
+    for setting, times in pipeline_s.items():
         first = statistics.median(t[0] for t in times)
         second = statistics.median(t[1] for t in times)
         result[f"pyopencl cache {setting}"] = {
@@ -136,9 +136,9 @@ def main():
         demo = demo_runs(args.before, args.repeats)
         result["demo_run_s"] = demo
         for name, times in demo.items():
-            runs = ", ".join(f"{t:.2f}" for t in times)
+            listed = ", ".join(f"{t:.2f}" for t in times)
             median = statistics.median(times)
-            print(f"demo run, {name}: {runs} s (median {median:.2f} s)")
+            print(f"demo run, {name}: {listed} s (median {median:.2f} s)")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
