@@ -94,19 +94,31 @@ class ChildFailed(RuntimeError):
     """A timed child process exited with an error."""
 
 
-# Runs the command as its child and reports wall time and the peak resident set
-# of it and its descendants. Measured from a small intermediate process because
-# on Linux a child's ru_maxrss starts at the resident set of the process it was
-# forked from (the memory it had before exec counts): taken directly from this
-# process, every child would report at least this process' own peak.
+# Runs the command as its child and reports wall time, the peak resident set of
+# it and its descendants, and the CPU time of the command's own process (not of
+# the processes it starts: for Snakemake, its own work, not its jobs'), read
+# from /proc every 0.1 s, so the last 0.1 s before its exit may be missed.
+# Measured from a small intermediate process because on Linux a child's
+# ru_maxrss starts at the resident set of the process it was forked from (the
+# memory it had before exec counts): taken directly from this process, every
+# child would report at least this process' own peak.
 _MEASURE = """
-import resource, subprocess, sys, time
+import os, resource, subprocess, sys, time
 start = time.perf_counter()
-code = subprocess.call(sys.argv[2:])
+child = subprocess.Popen(sys.argv[2:])
+ticks, own = os.sysconf("SC_CLK_TCK"), 0.0
+while child.poll() is None:
+    try:
+        with open(f"/proc/{child.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        own = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    except (OSError, IndexError, ValueError):
+        pass
+    time.sleep(0.1)
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-open(sys.argv[1], "w").write(f"{wall} {peak}")
-sys.exit(code)
+open(sys.argv[1], "w").write(f"{wall} {peak} {own}")
+sys.exit(child.returncode)
 """
 
 
@@ -134,8 +146,12 @@ def run_timed(command, *, log, cwd=None, env=None):
         raise ChildFailed(
             f"{' '.join(map(str, command))} exited with {code} (log {log}):\n{tail}"
         )
-    wall, peak_kb = report.read_text().split()
-    return {"wall_s": float(wall), "max_rss_mb": int(peak_kb) / 1024}
+    wall, peak_kb, own_cpu = report.read_text().split()
+    return {
+        "wall_s": float(wall),
+        "max_rss_mb": int(peak_kb) / 1024,
+        "own_cpu_s": float(own_cpu),
+    }
 
 
 def median(values):
@@ -470,6 +486,9 @@ def workflow_run(
     return {
         "wall_s": process["wall_s"],
         "max_rss_mb": process["max_rss_mb"],
+        # CPU time of Snakemake's own process (planning, scheduling, recording
+        # each finished job), which runs on one core.
+        "snakemake_cpu_s": process["own_cpu_s"],
         "cores": cores,
         "batches": batches,
         # Seconds from the command's start: its first stage job's start, its last

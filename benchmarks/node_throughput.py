@@ -198,7 +198,8 @@ def main(argv=None):
                 f"{name}: first stage job at {t['first_stage_job_start_s']:.1f} s, "
                 f"last stage job ends {t['last_stage_job_end_s']:.1f} s, last job "
                 f"{t['last_job_end_s']:.1f} s, wall {run['wall_s']:.1f} s; cores busy "
-                f"with stage jobs {t['stage_jobs_busy']:.0%} in between"
+                f"with stage jobs {t['stage_jobs_busy']:.0%} in between; Snakemake's "
+                f"own process {run['snakemake_cpu_s']:.1f} CPU-s"
             )
     for batches in args.batches:
         wall = report[f"workflow_{args.stacks}_batches_{batches}"]["wall_s"]

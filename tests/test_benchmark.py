@@ -133,6 +133,9 @@ def test_workflow_ran_every_job(report):
     assert timeline["last_stage_job_end_s"] <= timeline["last_job_end_s"]
     assert timeline["last_job_end_s"] < workflow["wall_s"]
     assert 0 < timeline["stage_jobs_busy"] <= 1.0
+    # Snakemake's own process (not its jobs): at least its imports, and less
+    # than the run's wall on the one core it mostly uses.
+    assert 0.2 < workflow["snakemake_cpu_s"] < workflow["wall_s"]
     # Same library, same device: the workflow finds what the library finds.
     assert workflow["nuclei"] == report["library"]["nuclei"]
 
