@@ -188,9 +188,11 @@ def main(argv=None):
     def setting(pair):
         return pair["batches"], pair["group_components"]
 
+    def grouped(components):
+        return "profile's" if components is None else components
+
     def label(batches, components):
-        grouped = "profile's" if components is None else components
-        return f"batches {batches}, group-components {grouped}"
+        return f"batches {batches}, group-components {grouped(components)}"
 
     medians = {
         s: statistics.median(p["ratio"] for p in pairs if setting(p) == s)
@@ -209,9 +211,8 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for pair in sorted(pairs, key=lambda pair: settings.index(setting(pair))):
         local, slurm = pair["local"], pair["slurm"]
-        grouped = pair["group_components"] or "profile's"
         print(
-            f"| {pair['batches']} | {grouped} "
+            f"| {pair['batches']} | {grouped(pair['group_components'])} "
             f"| {local['wall_s']:.1f} s ({local['core_s']:.0f}) "
             f"| {slurm['wall_s']:.1f} s | {slurm['jobs']} "
             f"| {slurm['allocated_core_s']:.0f} | {pair['ratio']:.2f}× |"
